@@ -1,0 +1,54 @@
+"""tinydiff: denoising diffusion models from scratch in NumPy + numba.
+
+The public face::
+
+    import tinydiff as td
+    x = td.tensor([[1.0, 2.0]], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    x.grad  # array([[2., 4.]], dtype=float32)
+"""
+
+from .autograd import (
+    Function,
+    GradcheckError,
+    Tensor,
+    enable_grad,
+    gradcheck,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+    tensor,
+)
+from .autograd.creation import arange, ones, ones_like, randn, zeros, zeros_like
+from .autograd.functional import (
+    abs,
+    cat,
+    clamp,
+    clip,
+    concat,
+    cos,
+    exp,
+    log,
+    matmul,
+    max,
+    maximum,
+    mean,
+    minimum,
+    pad,
+    relu,
+    reshape,
+    sigmoid,
+    silu,
+    sin,
+    split,
+    sqrt,
+    stack,
+    sum,
+    tanh,
+    transpose,
+    var,
+    where,
+)
+
+__version__ = "0.1.0"

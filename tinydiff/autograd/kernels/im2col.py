@@ -1,0 +1,136 @@
+"""General conv2d kernels (any kernel size, stride, padding) by im2col + BLAS GEMM.
+
+For a block of ``nb`` samples the patches are unrolled into ``cols``
+(C*kh*kw, nb*Ho*Wo) and the convolution is one GEMM:
+
+    y_block (O, nb*Ho*Wo) = w2 (O, C*kh*kw) @ cols
+    dw     += gY_block @ cols^T
+    dcols   = w2^T @ gY_block         -> col2im (scatter-add) into dx
+
+Work split: the sample blocks are shared out over ``nw`` numba threads; each
+thread owns its buffers (a few hundred KB, so they stay in cache and below the
+allocator's mmap threshold), calls single-threaded BLAS (see ``threads.py``),
+keeps a private dw accumulator and writes only its own samples of y and dx,
+so no two threads write the same memory.  Plain loops: also runs with
+``NUMBA_DISABLE_JIT=1``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["im2col_conv_forward", "im2col_conv_backward"]
+
+
+@njit(cache=True)
+def _fill_cols(x, n0, cnt, kh, kw, sh, sw, ph, pw, Ho, Wo, cols):
+    """cols[(c*kh + i)*kw + j, s*Ho*Wo + oh*Wo + ow] = x_padded[n0+s, c, oh*sh + i, ow*sw + j]."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    P = Ho * Wo
+    nbP = cols.shape[1]
+    zero = np.zeros(1, x.dtype)[0]
+    for c in range(C):
+        for i in range(kh):
+            for j in range(kw):
+                row = (c * kh + i) * kw + j
+                for s in range(cnt):
+                    n = n0 + s
+                    for oh in range(Ho):
+                        ih = oh * sh - ph + i
+                        base = s * P + oh * Wo
+                        if ih < 0 or ih >= H:
+                            for ow in range(Wo):
+                                cols[row, base + ow] = zero
+                        else:
+                            for ow in range(Wo):
+                                iw = ow * sw - pw + j
+                                if iw >= 0 and iw < W:
+                                    cols[row, base + ow] = x[n, c, ih, iw]
+                                else:
+                                    cols[row, base + ow] = zero
+                for q in range(cnt * P, nbP):
+                    cols[row, q] = zero
+
+
+@njit(parallel=True, cache=True)
+def im2col_conv_forward(x, w2, b, kh, kw, sh, sw, ph, pw, y, nw, nb):
+    """y = conv2d(x, w) + b (b zeros when there is no bias) via per-block im2col and one GEMM per block of ``nb`` samples.
+
+    w2 is the weight reshaped to (O, C*kh*kw); y (N, O, Ho, Wo) is written in place.
+    Optimizations: thread-private cache-sized buffers, single-threaded BLAS per
+    numba thread, ``nb`` chosen by the caller so the GEMM has enough columns.
+    """
+    N = x.shape[0]
+    O, K = w2.shape[0], w2.shape[1]
+    Ho, Wo = y.shape[2], y.shape[3]
+    P = Ho * Wo
+    nblocks = (N + nb - 1) // nb
+    per = (nblocks + nw - 1) // nw
+    for wk in prange(nw):
+        cols = np.empty((K, nb * P), x.dtype)
+        out = np.empty((O, nb * P), x.dtype)
+        for blk in range(wk * per, min(nblocks, (wk + 1) * per)):
+            n0 = blk * nb
+            cnt = min(nb, N - n0)
+            _fill_cols(x, n0, cnt, kh, kw, sh, sw, ph, pw, Ho, Wo, cols)
+            np.dot(w2, cols, out)
+            for s in range(cnt):
+                for o in range(O):
+                    bo = b[o]
+                    for p in range(P):
+                        y[n0 + s, o, p // Wo, p % Wo] = out[o, s * P + p] + bo
+
+
+@njit(parallel=True, cache=True)
+def im2col_conv_backward(x, w2T, gy, kh, kw, sh, sw, ph, pw, dx, dwp, need_dx, need_dw, nw, nb):
+    """Input and weight gradients of conv2d via im2col / col2im.
+
+    w2T (C*kh*kw, O) is the transposed reshaped weight; dx (N, C, H, W) must be
+    zeroed by the caller (col2im scatter-adds into it); dwp (nw, O, C*kh*kw)
+    float64, zeroed, receives per-thread partial weight gradients.
+    Optimizations: as in the forward; dx blocks belong to one thread, so the
+    scatter-add needs no atomics.
+    """
+    N, C, H, W = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+    K, O = w2T.shape[0], w2T.shape[1]
+    Ho, Wo = gy.shape[2], gy.shape[3]
+    P = Ho * Wo
+    nblocks = (N + nb - 1) // nb
+    per = (nblocks + nw - 1) // nw
+    for wk in prange(nw):
+        cols = np.empty((K, nb * P), x.dtype)
+        g = np.empty((O, nb * P), x.dtype)
+        tmp = np.empty((O, K), x.dtype)
+        for blk in range(wk * per, min(nblocks, (wk + 1) * per)):
+            n0 = blk * nb
+            cnt = min(nb, N - n0)
+            for o in range(O):
+                for s in range(cnt):
+                    for p in range(P):
+                        g[o, s * P + p] = gy[n0 + s, o, p // Wo, p % Wo]
+                for q in range(cnt * P, nb * P):
+                    g[o, q] = 0
+            if need_dw:
+                _fill_cols(x, n0, cnt, kh, kw, sh, sw, ph, pw, Ho, Wo, cols)
+                np.dot(g, cols.T, tmp)
+                for o in range(O):
+                    for k in range(K):
+                        dwp[wk, o, k] += tmp[o, k]
+            if need_dx:
+                np.dot(w2T, g, cols)  # cols now holds dcols
+                for c in range(C):
+                    for i in range(kh):
+                        for j in range(kw):
+                            row = (c * kh + i) * kw + j
+                            for s in range(cnt):
+                                n = n0 + s
+                                for oh in range(Ho):
+                                    ih = oh * sh - ph + i
+                                    if ih < 0 or ih >= H:
+                                        continue
+                                    base = s * P + oh * Wo
+                                    for ow in range(Wo):
+                                        iw = ow * sw - pw + j
+                                        if iw >= 0 and iw < W:
+                                            dx[n, c, ih, iw] += cols[row, base + ow]

@@ -41,3 +41,5 @@ from .ops.shape import (  # noqa: F401
     transpose,
     upsample_nearest2d,
 )
+from .ops.conv import conv2d  # noqa: F401,E402
+from .ops.norm import group_norm, group_norm_silu  # noqa: F401,E402

@@ -24,7 +24,7 @@ from .ops.elementwise import (  # noqa: F401
     tanh,
     where,
 )
-from .ops.linalg import matmul  # noqa: F401
+from .ops.linalg import linear, matmul  # noqa: F401
 from .ops.nn import dropout, embedding, log_softmax, mse_loss, softmax  # noqa: F401
 from .ops.reduce import max, mean, sum, var  # noqa: F401
 from .ops.shape import (  # noqa: F401

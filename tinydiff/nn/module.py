@@ -127,13 +127,17 @@ class Module:
     def extra_repr(self) -> str:
         return ""
 
-    def __repr__(self) -> str:
+    def _tree(self) -> str:
         lines = [f"{type(self).__name__}({self.extra_repr()}"]
         for name, p in self._parameters.items():
             lines.append(f"  ({name}): Parameter{tuple(p.shape)}")
         for name, child in self._modules.items():
-            body = repr(child).replace("\n", "\n  ")
+            body = child._tree().replace("\n", "\n  ")
             lines.append(f"  ({name}): {body}")
         if len(lines) == 1:
             return lines[0] + ")"
         return "\n".join(lines) + "\n)"
+
+    def __repr__(self) -> str:
+        """The module tree with every parameter's shape, then the parameter count."""
+        return f"{self._tree()}\n{self.num_parameters():,} parameters"

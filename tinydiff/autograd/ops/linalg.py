@@ -44,3 +44,39 @@ def matmul(a, b) -> Tensor:
     except ValueError:
         raise ValueError(f"matmul: batch dimensions of shapes {sa} and {sb} do not broadcast") from None
     return MatMul.apply(a, b)
+
+
+class Linear(Function):
+    """y = x W^T + b over the last axis of x (PyTorch's layout: W is (out, in))."""
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        ctx.save_for_backward(x, w)
+        y = x @ w.T
+        if b is not None:
+            y += b  # y is a fresh array: adding in place saves a temporary
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = ctx.saved_arrays
+        need_x, need_w, need_b = ctx.needs_input_grad
+        g2 = grad.reshape(-1, grad.shape[-1])
+        gx = (grad @ w) if need_x else None
+        gw = (g2.T @ x.reshape(-1, x.shape[-1])) if need_w else None
+        gb = g2.sum(axis=0) if need_b else None
+        return gx, gw, gb
+
+
+def linear(input, weight, bias=None) -> Tensor:  # noqa: A002 (PyTorch's name)
+    """``input @ weight.T + bias`` with ``weight`` of shape (out_features, in_features)."""
+    x, w = input, weight
+    if w.ndim != 2 or x.ndim < 1 or x.shape[-1] != w.shape[1]:
+        raise ValueError(
+            f"linear: input of shape {x.shape} does not fit weight of shape {w.shape} "
+            f"(expected input (..., {w.shape[1] if w.ndim == 2 else '?'}))"
+        )
+    if bias is not None and bias.shape != (w.shape[0],):
+        raise ValueError(f"linear: bias must have shape ({w.shape[0]},), got {bias.shape}")
+    operands(*(t for t in (x, w, bias) if t is not None))  # same dtype or a clear error
+    return Linear.apply(x, w, bias)

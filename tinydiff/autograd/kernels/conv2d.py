@@ -109,9 +109,11 @@ def _use_winograd(w_shape, stride, padding):
     )
 
 
-def _winograd_tiles_per_block(c_in, c_out):
-    """Tiles per GEMM block: big enough for an efficient GEMM, small enough to stay in L2."""
-    return 128 if max(c_in, c_out) <= 64 else 64
+def _winograd_rows_per_block(c_in, c_out, tw):
+    """Tile rows per GEMM block: ~128 tiles (measured best: an efficient GEMM whose
+    V and M blocks stay in L2), at least one row."""
+    target = 128 if max(c_in, c_out) <= 64 else 96
+    return max(1, target // tw)
 
 
 def _im2col_samples_per_block(n, nw, p):
@@ -150,7 +152,7 @@ def conv2d_forward(x, w, b, stride, padding):
     nw = get_num_threads()
     if _use_winograd(w.shape, stride, padding):
         U = weight_transform(w)
-        winograd_conv3x3(x, U, b, has_bias, padding[0], y, nw, _winograd_tiles_per_block(C, O))
+        winograd_conv3x3(x, U, b, has_bias, padding[0], y, nw, _winograd_rows_per_block(C, O, (y.shape[3] + 1) // 2))
     else:
         w2 = w.reshape(O, C * kh * kw)
         nb = _im2col_samples_per_block(x.shape[0], nw, y.shape[2] * y.shape[3])
@@ -175,15 +177,15 @@ def conv2d_backward(x, w, gy, stride, padding, need_dx=True, need_dw=True, need_
     if not (need_dx or need_dw):
         return dx, dw, db
     if _use_winograd(w.shape, stride, padding):
-        tb = _winograd_tiles_per_block(C, O)
+        rpb = _winograd_rows_per_block(C, O, (gy.shape[3] + 1) // 2)
         if need_dx:
             # dx = conv(gy, w flipped in space, in/out channels swapped), padding 2 - p
             wf = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
             dx = np.empty_like(x)
-            winograd_conv3x3(gy, weight_transform(wf), np.zeros(C, x.dtype), False, 2 - padding[0], dx, nw, tb)
+            winograd_conv3x3(gy, weight_transform(wf), np.zeros(C, x.dtype), False, 2 - padding[0], dx, nw, rpb)
         if need_dw:
             dUp = np.zeros((nw, 16, O, C))
-            winograd_conv3x3_dw(x, gy, padding[0], dUp, nw, tb)
+            winograd_conv3x3_dw(x, gy, padding[0], dUp, nw, rpb)
             dw = weight_grad_inverse_transform(dUp.sum(axis=0), x)
     else:
         w2T = np.ascontiguousarray(w.reshape(O, C * kh * kw).T)

@@ -24,11 +24,14 @@ The weight gradient follows by the chain rule through the same linear maps:
 conv (of gY with the weights flipped and transposed, padding 2 - p), so it
 reuses the forward kernel.
 
-Work split: the tiles (all samples, all tile rows and columns, flattened) are
-cut into ``nw`` contiguous ranges, one per numba thread; each thread walks its
-range in blocks of ``tb`` tiles, keeping V, M (or Z) in thread-private
-cache-sized buffers, and calls the BLAS GEMM (numba's ``np.dot``, single
-threaded, see ``threads.py``) on those.  Each kernel is plain loops, so it also
+Work split: the tile rows (sample n, tile row ti; ``N * th`` of them) are cut
+into ``nw`` contiguous ranges, one per numba thread; each thread walks its
+range in blocks of ``rpb`` tile rows (``rpb * tw`` tiles), keeping V, M (or Z)
+in thread-private cache-sized buffers, and calls the BLAS GEMM (numba's
+``np.dot``, single threaded, see ``threads.py``) on those.  The transforms run
+along a tile row, the tile column ``tj`` innermost: stores into V / M / Z are
+contiguous, the input rows are first copied into a small zero-padded row
+buffer (so no bounds tests in the inner loop), and LLVM vectorizes the loop.  Each kernel is plain loops, so it also
 runs with ``NUMBA_DISABLE_JIT=1``.
 """
 
@@ -103,227 +106,255 @@ def weight_grad_inverse_transform(dU, dtype_like):
 
 
 @njit(cache=True)
-def _input_transform_block(x, pad, th, tw, t0, nt, V):
-    """V[k, c, tt] = (B^T d B)[k] for the 4x4 input tile d of tile t0 + tt (zeros past nt).
+def _input_transform_block(x, pad, th, tw, q0, nq, rb, V):
+    """V[k, c*nt + qq*tw + tj] = (B^T d B)[k] for the 4x4 input tile d at tile row q0 + qq, column tj.
 
-    Interior tiles load 16 values without bounds checks; border tiles test each
-    load against the zero padding (no padded copy of x is ever made).
+    V is (16, plane stride): plane k holds the (C, nt) matrix V[k], nt = nq * tw.
+    rb (4, 2*tw + 2) is a scratch buffer receiving the 4 input rows of a tile row,
+    zero-padded, so the inner loop over tj has no bounds tests.
     """
+    nt = nq * tw
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
-    tb = V.shape[2]
+    Wp = rb.shape[1]
     zero = np.zeros(1, x.dtype)[0]
-    per_sample = th * tw
-    d = np.empty((4, 4), x.dtype)
-    for tt in range(tb):
-        if tt >= nt:
-            for k in range(16):
-                for c in range(C):
-                    V[k, c, tt] = zero
-            continue
-        t = t0 + tt
-        n = t // per_sample
-        r = t - n * per_sample
-        ti = r // tw
-        tj = r - ti * tw
-        r0 = 2 * ti - pad
-        c0 = 2 * tj - pad
-        interior = r0 >= 0 and c0 >= 0 and r0 + 4 <= H and c0 + 4 <= W
-        for c in range(C):
-            if interior:
-                for i in range(4):
-                    for j in range(4):
-                        d[i, j] = x[n, c, r0 + i, c0 + j]
-            else:
-                for i in range(4):
-                    rr = r0 + i
-                    for j in range(4):
-                        cc = c0 + j
-                        if rr >= 0 and rr < H and cc >= 0 and cc < W:
-                            d[i, j] = x[n, c, rr, cc]
-                        else:
-                            d[i, j] = zero
-            # rows: B^T d
-            for j in range(4):
-                a0 = d[0, j]
-                a1 = d[1, j]
-                a2 = d[2, j]
-                a3 = d[3, j]
-                d[0, j] = a0 - a2
-                d[1, j] = a1 + a2
-                d[2, j] = a2 - a1
-                d[3, j] = a1 - a3
-            # columns: (B^T d) B
+    for c in range(C):
+        for qq in range(nq):
+            q = q0 + qq
+            n = q // th
+            ti = q - n * th
+            r0 = 2 * ti - pad
             for i in range(4):
-                a0 = d[i, 0]
-                a1 = d[i, 1]
-                a2 = d[i, 2]
-                a3 = d[i, 3]
-                V[4 * i + 0, c, tt] = a0 - a2
-                V[4 * i + 1, c, tt] = a1 + a2
-                V[4 * i + 2, c, tt] = a2 - a1
-                V[4 * i + 3, c, tt] = a1 - a3
+                row = r0 + i
+                if row >= 0 and row < H:
+                    for j in range(pad):
+                        rb[i, j] = zero
+                    for j in range(W):
+                        rb[i, pad + j] = x[n, c, row, j]
+                    for j in range(pad + W, Wp):
+                        rb[i, j] = zero
+                else:
+                    for j in range(Wp):
+                        rb[i, j] = zero
+            base = qq * tw
+            ct = c * nt
+            for tj in range(tw):
+                cc = 2 * tj
+                # rows: B^T d, per column j
+                t00 = rb[0, cc] - rb[2, cc]
+                t01 = rb[0, cc + 1] - rb[2, cc + 1]
+                t02 = rb[0, cc + 2] - rb[2, cc + 2]
+                t03 = rb[0, cc + 3] - rb[2, cc + 3]
+                t10 = rb[1, cc] + rb[2, cc]
+                t11 = rb[1, cc + 1] + rb[2, cc + 1]
+                t12 = rb[1, cc + 2] + rb[2, cc + 2]
+                t13 = rb[1, cc + 3] + rb[2, cc + 3]
+                t20 = rb[2, cc] - rb[1, cc]
+                t21 = rb[2, cc + 1] - rb[1, cc + 1]
+                t22 = rb[2, cc + 2] - rb[1, cc + 2]
+                t23 = rb[2, cc + 3] - rb[1, cc + 3]
+                t30 = rb[1, cc] - rb[3, cc]
+                t31 = rb[1, cc + 1] - rb[3, cc + 1]
+                t32 = rb[1, cc + 2] - rb[3, cc + 2]
+                t33 = rb[1, cc + 3] - rb[3, cc + 3]
+                # columns: (B^T d) B
+                t = base + tj
+                V[0, ct + t] = t00 - t02
+                V[1, ct + t] = t01 + t02
+                V[2, ct + t] = t02 - t01
+                V[3, ct + t] = t01 - t03
+                V[4, ct + t] = t10 - t12
+                V[5, ct + t] = t11 + t12
+                V[6, ct + t] = t12 - t11
+                V[7, ct + t] = t11 - t13
+                V[8, ct + t] = t20 - t22
+                V[9, ct + t] = t21 + t22
+                V[10, ct + t] = t22 - t21
+                V[11, ct + t] = t21 - t23
+                V[12, ct + t] = t30 - t32
+                V[13, ct + t] = t31 + t32
+                V[14, ct + t] = t32 - t31
+                V[15, ct + t] = t31 - t33
 
 
 @njit(cache=True)
-def _output_inverse_block(M, b, has_bias, th, tw, t0, nt, y):
-    """y[n, o, 2ti:2ti+2, 2tj:2tj+2] = A^T M[:, o, tt] A (+ b[o]), clipped at the edges."""
-    O = M.shape[1]
+def _output_inverse_block(M, b, has_bias, th, tw, q0, nq, ob, y):
+    """y[n, o, 2ti:2ti+2, :] = A^T M[:, o*nt + tile] A (+ b[o]) for the tile rows q0 .. q0+nq-1.
+
+    ob (2, 2*tw) is a scratch buffer for the two output rows of a tile row; rows
+    and columns past Ho, Wo are dropped when it is copied out.
+    """
+    O = y.shape[1]
     Ho, Wo = y.shape[2], y.shape[3]
-    per_sample = th * tw
-    for tt in range(nt):
-        t = t0 + tt
-        n = t // per_sample
-        r = t - n * per_sample
-        ti = r // tw
-        tj = r - ti * tw
-        oh = 2 * ti
-        ow = 2 * tj
-        full = oh + 2 <= Ho and ow + 2 <= Wo
-        for o in range(O):
-            # A^T m (2x4), then (A^T m) A (2x2)
-            s00 = M[0, o, tt] + M[4, o, tt] + M[8, o, tt]
-            s01 = M[1, o, tt] + M[5, o, tt] + M[9, o, tt]
-            s02 = M[2, o, tt] + M[6, o, tt] + M[10, o, tt]
-            s03 = M[3, o, tt] + M[7, o, tt] + M[11, o, tt]
-            s10 = M[4, o, tt] - M[8, o, tt] - M[12, o, tt]
-            s11 = M[5, o, tt] - M[9, o, tt] - M[13, o, tt]
-            s12 = M[6, o, tt] - M[10, o, tt] - M[14, o, tt]
-            s13 = M[7, o, tt] - M[11, o, tt] - M[15, o, tt]
-            y00 = s00 + s01 + s02
-            y01 = s01 - s02 - s03
-            y10 = s10 + s11 + s12
-            y11 = s11 - s12 - s13
-            if has_bias:
-                bo = b[o]
-                y00 += bo
-                y01 += bo
-                y10 += bo
-                y11 += bo
-            if full:
-                y[n, o, oh, ow] = y00
-                y[n, o, oh, ow + 1] = y01
-                y[n, o, oh + 1, ow] = y10
-                y[n, o, oh + 1, ow + 1] = y11
-            else:
-                y[n, o, oh, ow] = y00
-                if ow + 1 < Wo:
-                    y[n, o, oh, ow + 1] = y01
-                if oh + 1 < Ho:
-                    y[n, o, oh + 1, ow] = y10
-                    if ow + 1 < Wo:
-                        y[n, o, oh + 1, ow + 1] = y11
+    nt = nq * tw
+    zero = np.zeros(1, y.dtype)[0]
+    for o in range(O):
+        bo = b[o] if has_bias else zero
+        ot = o * nt
+        for qq in range(nq):
+            q = q0 + qq
+            n = q // th
+            ti = q - n * th
+            base = qq * tw
+            for tj in range(tw):
+                t = ot + base + tj
+                # A^T m (2x4), then (A^T m) A (2x2)
+                s00 = M[0, t] + M[4, t] + M[8, t]
+                s01 = M[1, t] + M[5, t] + M[9, t]
+                s02 = M[2, t] + M[6, t] + M[10, t]
+                s03 = M[3, t] + M[7, t] + M[11, t]
+                s10 = M[4, t] - M[8, t] - M[12, t]
+                s11 = M[5, t] - M[9, t] - M[13, t]
+                s12 = M[6, t] - M[10, t] - M[14, t]
+                s13 = M[7, t] - M[11, t] - M[15, t]
+                ob[0, 2 * tj] = s00 + s01 + s02
+                ob[0, 2 * tj + 1] = s01 - s02 - s03
+                ob[1, 2 * tj] = s10 + s11 + s12
+                ob[1, 2 * tj + 1] = s11 - s12 - s13
+            oh = 2 * ti
+            for j in range(Wo):
+                y[n, o, oh, j] = ob[0, j] + bo
+            if oh + 1 < Ho:
+                for j in range(Wo):
+                    y[n, o, oh + 1, j] = ob[1, j] + bo
+
+
+@njit(cache=True)
+def _plane_stride(n):
+    """Elements between the 16 planes of a V / M / Z buffer: n rounded up to 1024, plus 16.
+
+    Planes a power of two bytes apart map onto the same L1 sets, and writing 16 of
+    them at once thrashes the cache (measured 2-7x slower transforms); the odd
+    64-byte offset spreads them.
+    """
+    return (n + 1023) // 1024 * 1024 + 16
+
+
+@njit(cache=True)
+def _split(total, nw, wk):
+    """[begin, end) of worker wk's share of ``total`` items cut into nw contiguous ranges."""
+    per = (total + nw - 1) // nw
+    begin = min(total, wk * per)
+    return begin, min(total, begin + per)
 
 
 @njit(parallel=True, cache=True)
-def winograd_conv3x3(x, U, b, has_bias, pad, y, nw, tb):
+def winograd_conv3x3(x, U, b, has_bias, pad, y, nw, rpb):
     """y = conv3x3(x, g) + b, stride 1, zero padding ``pad``, by Winograd F(2x2, 3x3).
 
     x (N, C, H, W), U = weight_transform(g) (16, O, C), y (N, O, Ho, Wo) written in place.
-    Optimizations: 2.25x fewer multiplications than direct conv; the 16 products per
-    block are BLAS GEMMs (O x C) @ (C x tb) on thread-private buffers that stay in cache;
-    ``nw`` numba threads each own a contiguous range of tiles (no write conflicts:
-    output tiles are disjoint); the zero padding is never materialized.
+    Optimizations: 2.25x fewer multiplications than direct conv; per block of ``rpb``
+    tile rows, the 16 products are BLAS GEMMs (O x C) @ (C x rpb*tw) on thread-private
+    buffers that stay in cache; transforms vectorized along the tile row (module
+    docstring); ``nw`` numba threads each own a contiguous range of tile rows (output
+    tiles are disjoint, so no write conflicts); the zero padding is never materialized
+    beyond a 4-row scratch buffer.
     """
     N, C = x.shape[0], x.shape[1]
     O = U.shape[1]
     Ho, Wo = y.shape[2], y.shape[3]
     th = (Ho + 1) // 2
     tw = (Wo + 1) // 2
-    T = N * th * tw
-    per = (T + nw - 1) // nw
+    rows = N * th
     for wk in prange(nw):
-        V = np.empty((16, C, tb), x.dtype)
-        M = np.empty((16, O, tb), x.dtype)
-        t_begin = wk * per
-        t_end = min(T, t_begin + per)
-        for t0 in range(t_begin, t_end, tb):
-            nt = min(tb, t_end - t0)
-            _input_transform_block(x, pad, th, tw, t0, nt, V)
+        V = np.empty((16, _plane_stride(C * rpb * tw)), x.dtype)
+        M = np.empty((16, _plane_stride(O * rpb * tw)), x.dtype)
+        rb = np.empty((4, 2 * tw + 2), x.dtype)
+        ob = np.empty((2, 2 * tw), x.dtype)
+        q_begin, q_end = _split(rows, nw, wk)
+        for q0 in range(q_begin, q_end, rpb):
+            nq = min(rpb, q_end - q0)
+            nt = nq * tw
+            _input_transform_block(x, pad, th, tw, q0, nq, rb, V)
             for k in range(16):
-                np.dot(U[k], V[k], M[k])
-            _output_inverse_block(M, b, has_bias, th, tw, t0, nt, y)
+                np.dot(U[k], V[k, : C * nt].reshape(C, nt), M[k, : O * nt].reshape(O, nt))
+            _output_inverse_block(M, b, has_bias, th, tw, q0, nq, ob, y)
 
 
 @njit(cache=True)
-def _grad_transform_block(gy, th, tw, t0, nt, Z):
-    """Z[k, o, tt] = (A gY A^T)[k] for the 2x2 output-gradient tile of tile t0 + tt (zeros past)."""
+def _grad_transform_block(gy, th, tw, q0, nq, gb, Z):
+    """Z[k, o*nt + qq*tw + tj] = (A gY A^T)[k] for the 2x2 output-gradient tile (zeros past Ho, Wo).
+
+    gb (2, 2*tw) receives the two gY rows of a tile row, zero-padded.
+    """
     O, Ho, Wo = gy.shape[1], gy.shape[2], gy.shape[3]
-    tb = Z.shape[2]
     zero = np.zeros(1, gy.dtype)[0]
-    per_sample = th * tw
-    for tt in range(tb):
-        if tt >= nt:
-            for k in range(16):
-                for o in range(O):
-                    Z[k, o, tt] = zero
-            continue
-        t = t0 + tt
-        n = t // per_sample
-        r = t - n * per_sample
-        ti = r // tw
-        tj = r - ti * tw
-        oh = 2 * ti
-        ow = 2 * tj
-        for o in range(O):
-            g00 = gy[n, o, oh, ow]
-            g01 = gy[n, o, oh, ow + 1] if ow + 1 < Wo else zero
-            g10 = gy[n, o, oh + 1, ow] if oh + 1 < Ho else zero
-            g11 = gy[n, o, oh + 1, ow + 1] if (oh + 1 < Ho and ow + 1 < Wo) else zero
-            # rows of A gY (A = [[1,0],[1,1],[1,-1],[0,-1]])
-            r00 = g00
-            r01 = g01
-            r10 = g00 + g10
-            r11 = g01 + g11
-            r20 = g00 - g10
-            r21 = g01 - g11
-            r30 = -g10
-            r31 = -g11
-            Z[0, o, tt] = r00
-            Z[1, o, tt] = r00 + r01
-            Z[2, o, tt] = r00 - r01
-            Z[3, o, tt] = -r01
-            Z[4, o, tt] = r10
-            Z[5, o, tt] = r10 + r11
-            Z[6, o, tt] = r10 - r11
-            Z[7, o, tt] = -r11
-            Z[8, o, tt] = r20
-            Z[9, o, tt] = r20 + r21
-            Z[10, o, tt] = r20 - r21
-            Z[11, o, tt] = -r21
-            Z[12, o, tt] = r30
-            Z[13, o, tt] = r30 + r31
-            Z[14, o, tt] = r30 - r31
-            Z[15, o, tt] = -r31
+    W2 = gb.shape[1]
+    nt = nq * tw
+    for o in range(O):
+        for qq in range(nq):
+            q = q0 + qq
+            n = q // th
+            ti = q - n * th
+            oh = 2 * ti
+            for i in range(2):
+                if oh + i < Ho:
+                    for j in range(Wo):
+                        gb[i, j] = gy[n, o, oh + i, j]
+                    for j in range(Wo, W2):
+                        gb[i, j] = zero
+                else:
+                    for j in range(W2):
+                        gb[i, j] = zero
+            base = qq * tw
+            for tj in range(tw):
+                t = o * nt + base + tj
+                g00 = gb[0, 2 * tj]
+                g01 = gb[0, 2 * tj + 1]
+                g10 = gb[1, 2 * tj]
+                g11 = gb[1, 2 * tj + 1]
+                # rows of A gY (A = [[1,0],[1,1],[1,-1],[0,-1]]), then columns
+                r10 = g00 + g10
+                r11 = g01 + g11
+                r20 = g00 - g10
+                r21 = g01 - g11
+                Z[0, t] = g00
+                Z[1, t] = g00 + g01
+                Z[2, t] = g00 - g01
+                Z[3, t] = -g01
+                Z[4, t] = r10
+                Z[5, t] = r10 + r11
+                Z[6, t] = r10 - r11
+                Z[7, t] = -r11
+                Z[8, t] = r20
+                Z[9, t] = r20 + r21
+                Z[10, t] = r20 - r21
+                Z[11, t] = -r21
+                Z[12, t] = -g10
+                Z[13, t] = -g10 - g11
+                Z[14, t] = g11 - g10
+                Z[15, t] = g11
 
 
 @njit(parallel=True, cache=True)
-def winograd_conv3x3_dw(x, gy, pad, dUp, nw, tb):
+def winograd_conv3x3_dw(x, gy, pad, dUp, nw, rpb):
     """Per-thread partial weight gradients in the Winograd domain.
 
     dUp[wk, k] (float64, zeroed by the caller) += sum over thread wk's tiles of
     Z[k] @ V[k]^T with V = B^T d B (input tiles of x) and Z = A gY A^T.  The caller
     sums over threads and maps back with ``weight_grad_inverse_transform``.
-    Optimizations: one GEMM (O x tb) @ (tb x C) per k per block on cache-resident
-    thread-private buffers; thread-private accumulators, so no atomics.
+    Optimizations: one GEMM (O x nt) @ (nt x C) per k per block on cache-resident
+    thread-private buffers; vectorized transforms; thread-private accumulators, so
+    no atomics.
     """
     N, C = x.shape[0], x.shape[1]
     O, Ho, Wo = gy.shape[1], gy.shape[2], gy.shape[3]
     th = (Ho + 1) // 2
     tw = (Wo + 1) // 2
-    T = N * th * tw
-    per = (T + nw - 1) // nw
+    rows = N * th
     for wk in prange(nw):
-        V = np.empty((16, C, tb), x.dtype)
-        Z = np.empty((16, O, tb), x.dtype)
+        V = np.empty((16, _plane_stride(C * rpb * tw)), x.dtype)
+        Z = np.empty((16, _plane_stride(O * rpb * tw)), x.dtype)
+        rb = np.empty((4, 2 * tw + 2), x.dtype)
+        gb = np.empty((2, 2 * tw), x.dtype)
         tmp = np.empty((O, C), x.dtype)
-        t_begin = wk * per
-        t_end = min(T, t_begin + per)
-        for t0 in range(t_begin, t_end, tb):
-            nt = min(tb, t_end - t0)
-            _input_transform_block(x, pad, th, tw, t0, nt, V)
-            _grad_transform_block(gy, th, tw, t0, nt, Z)
+        q_begin, q_end = _split(rows, nw, wk)
+        for q0 in range(q_begin, q_end, rpb):
+            nq = min(rpb, q_end - q0)
+            nt = nq * tw
+            _input_transform_block(x, pad, th, tw, q0, nq, rb, V)
+            _grad_transform_block(gy, th, tw, q0, nq, gb, Z)
             for k in range(16):
-                np.dot(Z[k], V[k].T, tmp)
+                np.dot(Z[k, : O * nt].reshape(O, nt), V[k, : C * nt].reshape(C, nt).T, tmp)
                 for o in range(O):
                     for c in range(C):
                         dUp[wk, k, o, c] += tmp[o, c]

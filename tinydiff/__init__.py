@@ -20,6 +20,7 @@ from .autograd import (
     set_grad_enabled,
     tensor,
 )
+from .autograd.kernels.threads import get_num_threads, set_num_threads
 from .autograd.creation import arange, ones, ones_like, randn, zeros, zeros_like
 from .autograd.functional import (
     abs,
@@ -50,5 +51,7 @@ from .autograd.functional import (
     var,
     where,
 )
+
+from . import nn  # noqa: E402  (nn builds on everything above)
 
 __version__ = "0.1.0"

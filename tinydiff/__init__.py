@@ -52,6 +52,7 @@ from .autograd.functional import (
     where,
 )
 
-from . import nn  # noqa: E402  (nn builds on everything above)
+from . import nn, optim  # noqa: E402  (they build on everything above)
+from .serialization import load, save  # noqa: E402
 
 __version__ = "0.1.0"

@@ -122,9 +122,10 @@ def _im2col_samples_per_block(n, nw, p):
     return max(1, min(nb, -(-n // nw)))
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath={"reassoc"})
 def _bias_grad(gy):
-    """db[o] = sum over n, i, j of gy[n, o, i, j]; float64 accumulation, prange over channels."""
+    """db[o] = sum over n, i, j of gy[n, o, i, j]; float64 accumulation, prange over channels,
+    reassociation allowed so the sum vectorizes."""
     N, O = gy.shape[0], gy.shape[1]
     L = gy.shape[2] * gy.shape[3]
     g = gy.reshape(N, O, L)

@@ -24,31 +24,50 @@ __all__ = ["im2col_conv_forward", "im2col_conv_backward"]
 
 
 @njit(cache=True)
+def _valid_range(pad, k, stride, size, n_out):
+    """[lo, hi) of output positions o whose input o*stride - pad + k lies in [0, size)."""
+    lo = 0
+    while lo < n_out and lo * stride - pad + k < 0:
+        lo += 1
+    hi = n_out
+    while hi > lo and (hi - 1) * stride - pad + k >= size:
+        hi -= 1
+    return lo, hi
+
+
+@njit(cache=True)
 def _fill_cols(x, n0, cnt, kh, kw, sh, sw, ph, pw, Ho, Wo, cols):
-    """cols[(c*kh + i)*kw + j, s*Ho*Wo + oh*Wo + ow] = x_padded[n0+s, c, oh*sh + i, ow*sw + j]."""
+    """cols[(c*kh + i)*kw + j, s*Ho*Wo + oh*Wo + ow] = x_padded[n0+s, c, oh*sh + i, ow*sw + j].
+
+    The zero-padding borders are found once per kernel offset (``_valid_range``),
+    so the copy loops have no bounds tests.
+    """
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
     P = Ho * Wo
     nbP = cols.shape[1]
     zero = np.zeros(1, x.dtype)[0]
     for c in range(C):
         for i in range(kh):
+            oh_lo, oh_hi = _valid_range(ph, i, sh, H, Ho)
             for j in range(kw):
+                ow_lo, ow_hi = _valid_range(pw, j, sw, W, Wo)
                 row = (c * kh + i) * kw + j
                 for s in range(cnt):
                     n = n0 + s
                     for oh in range(Ho):
-                        ih = oh * sh - ph + i
                         base = s * P + oh * Wo
-                        if ih < 0 or ih >= H:
+                        if oh < oh_lo or oh >= oh_hi:
                             for ow in range(Wo):
                                 cols[row, base + ow] = zero
-                        else:
-                            for ow in range(Wo):
-                                iw = ow * sw - pw + j
-                                if iw >= 0 and iw < W:
-                                    cols[row, base + ow] = x[n, c, ih, iw]
-                                else:
-                                    cols[row, base + ow] = zero
+                            continue
+                        ih = oh * sh - ph + i
+                        for ow in range(ow_lo):
+                            cols[row, base + ow] = zero
+                        off = j - pw
+                        for ow in range(ow_lo, ow_hi):
+                            cols[row, base + ow] = x[n, c, ih, ow * sw + off]
+                        for ow in range(ow_hi, Wo):
+                            cols[row, base + ow] = zero
                 for q in range(cnt * P, nbP):
                     cols[row, q] = zero
 
@@ -65,6 +84,7 @@ def im2col_conv_forward(x, w2, b, kh, kw, sh, sw, ph, pw, y, nw, nb):
     O, K = w2.shape[0], w2.shape[1]
     Ho, Wo = y.shape[2], y.shape[3]
     P = Ho * Wo
+    y3 = y.reshape(N, O, P)
     nblocks = (N + nb - 1) // nb
     per = (nblocks + nw - 1) // nw
     for wk in prange(nw):
@@ -79,7 +99,7 @@ def im2col_conv_forward(x, w2, b, kh, kw, sh, sw, ph, pw, y, nw, nb):
                 for o in range(O):
                     bo = b[o]
                     for p in range(P):
-                        y[n0 + s, o, p // Wo, p % Wo] = out[o, s * P + p] + bo
+                        y3[n0 + s, o, p] = out[o, s * P + p] + bo
 
 
 @njit(parallel=True, cache=True)
@@ -96,6 +116,7 @@ def im2col_conv_backward(x, w2T, gy, kh, kw, sh, sw, ph, pw, dx, dwp, need_dx, n
     K, O = w2T.shape[0], w2T.shape[1]
     Ho, Wo = gy.shape[2], gy.shape[3]
     P = Ho * Wo
+    gy3 = gy.reshape(N, O, P)
     nblocks = (N + nb - 1) // nb
     per = (nblocks + nw - 1) // nw
     for wk in prange(nw):
@@ -108,7 +129,7 @@ def im2col_conv_backward(x, w2T, gy, kh, kw, sh, sw, ph, pw, dx, dwp, need_dx, n
             for o in range(O):
                 for s in range(cnt):
                     for p in range(P):
-                        g[o, s * P + p] = gy[n0 + s, o, p // Wo, p % Wo]
+                        g[o, s * P + p] = gy3[n0 + s, o, p]
                 for q in range(cnt * P, nb * P):
                     g[o, q] = 0
             if need_dw:
@@ -121,16 +142,15 @@ def im2col_conv_backward(x, w2T, gy, kh, kw, sh, sw, ph, pw, dx, dwp, need_dx, n
                 np.dot(w2T, g, cols)  # cols now holds dcols
                 for c in range(C):
                     for i in range(kh):
+                        oh_lo, oh_hi = _valid_range(ph, i, sh, H, Ho)
                         for j in range(kw):
+                            ow_lo, ow_hi = _valid_range(pw, j, sw, W, Wo)
                             row = (c * kh + i) * kw + j
+                            off = j - pw
                             for s in range(cnt):
                                 n = n0 + s
-                                for oh in range(Ho):
+                                for oh in range(oh_lo, oh_hi):
                                     ih = oh * sh - ph + i
-                                    if ih < 0 or ih >= H:
-                                        continue
                                     base = s * P + oh * Wo
-                                    for ow in range(Wo):
-                                        iw = ow * sw - pw + j
-                                        if iw >= 0 and iw < W:
-                                            dx[n, c, ih, iw] += cols[row, base + ow]
+                                    for ow in range(ow_lo, ow_hi):
+                                        dx[n, c, ih, ow * sw + off] += cols[row, base + ow]

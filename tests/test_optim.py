@@ -568,3 +568,14 @@ def test_a_tiny_regression_trains_with_adam_warmup_clipping_and_ema():
     assert w.dtype == np.float32
     np.testing.assert_allclose(w.data, w_true, atol=2e-2)
     assert math.isfinite(losses[-1])
+
+
+def test_hyperparameters_become_python_floats_so_float32_math_stays_float32():
+    p = make_param([1.0], np.float32)
+    opt = Adam([p], lr=np.float64(0.1), betas=(np.float64(0.9), 0.999))
+    opt.lr = np.float64(0.01)
+    assert type(opt.lr) is float and all(type(b) is float for b in opt.betas)
+    sd = opt.state_dict()
+    sd["param_groups"][0].update(lr=np.float64(0.5), eps=np.float32(1e-6), betas=[0.8, 0.99])
+    opt.load_state_dict(sd)
+    assert (type(opt.lr), type(opt.eps), opt.betas) == (float, float, (0.8, 0.99))

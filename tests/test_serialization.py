@@ -266,12 +266,14 @@ def assert_rejected(path):
     assert str(path) in str(info.value)
 
 
-def test_every_truncation_of_a_checkpoint_is_rejected(tmp_path):
+def test_a_checkpoint_cut_short_anywhere_is_rejected(tmp_path):
     path = tmp_path / "ckpt.npz"
     save({"w": np.arange(12, dtype=np.float32), "step": 7, "rng": np.random.default_rng(0).bit_generator.state}, path)
     data = path.read_bytes()
     cut = tmp_path / "cut.npz"
-    for n in range(len(data)):
+    # every cut inside the headers at either end, and a sample of the ones between
+    cuts = set(range(64)) | set(range(len(data) - 200, len(data))) | set(range(0, len(data), 7))
+    for n in sorted(cuts):
         cut.write_bytes(data[:n])
         assert_rejected(cut)
 

@@ -53,6 +53,16 @@ class Optimizer:
         self.state: list = [{} for _ in params]
         self._scratch = Scratch()
 
+    @property
+    def lr(self) -> float:
+        """The learning rate of the next ``step()`` (a schedule sets it between steps)."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value) -> None:
+        # a Python float, so that float32 updates stay in float32 arithmetic
+        self._lr = float(value)
+
     # ------------------------------------------------------------ the update
     def zero_grad(self) -> None:
         """Set every parameter's ``.grad`` to ``None`` (PyTorch's ``set_to_none=True``)."""
@@ -135,7 +145,11 @@ class Optimizer:
         for k in ("lr",) + tuple(self._hyperparameters):
             if k in group:
                 v = group[k]
-                setattr(self, k, tuple(v) if isinstance(v, (list, tuple)) else v)
+                if isinstance(v, (list, tuple)):
+                    v = tuple(float(x) for x in v)
+                elif not isinstance(v, bool):
+                    v = float(v)
+                setattr(self, k, v)
         self.state = new_state
 
     def __repr__(self) -> str:

@@ -112,56 +112,70 @@ _FASTMATH = {"reassoc", "contract"}  # lets LLVM vectorize the float64 sums (no 
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _gn_forward(x, G, weight, bias, eps, silu, y, mean, rstd):
+def _gn_forward(x, G, wexp, bexp, eps, silu, y, mean, rstd):
     """GroupNorm (then SiLU if ``silu``) forward over x (N, C, L); y, mean, rstd written in place.
 
     Optimizations: one prange task per (sample, group), N*G tasks, each a
-    contiguous slab of C/G*L values that stays in L1/L2 across its passes;
-    two-pass statistics (mean, then the centred sum of squares) accumulated in
-    float64, so no cancellation, with reassociation allowed (``fastmath``
+    contiguous slab of C/G*L values that stays in L1/L2 across its passes; the
+    statistics loop over the flat slab (long loops vectorize even when L is 16);
+    one-pass statistics, the sum and sum of squares of x - x[first] accumulated
+    in float64 (the shift keeps the variance formula free of cancellation for
+    any realistic data), with reassociation allowed (``fastmath``
     reassoc/contract only) so the sums vectorize; normalization and affine folded into one
-    multiply-add per value, y = x * scale[c] + shift[c], done in x's dtype so
-    the loop vectorizes; SiLU applied in the same pass (no intermediate array).
+    multiply-adds per value over the flat slab, with weight and bias expanded
+    to one value per element (wexp, bexp: (C*L,)), done in x's dtype so the loop
+    vectorizes; SiLU applied in the same pass (no intermediate array).
     """
     N, C, L = x.shape
     cpg = C // G
     m = cpg * L
+    xg = x.reshape(N, G, m)  # a group's values are one contiguous slab
+    yg = y.reshape(N, G, m)
     for task in prange(N * G):
         n = task // G
         g = task - n * G
         c0 = g * cpg
         sc = np.empty(3, x.dtype)  # scalars in x's dtype: scale, shift, 1
+        xs = xg[n, g]
+        # one pass: sums of d = x - x0, shifted by the slab's first value, in float64
+        # (var = E[d^2] - E[d]^2 then only cancels if |mean - x0| >> std * 1e7)
+        x0 = np.float64(xs[0])
         s = 0.0
-        for c in range(c0, c0 + cpg):
-            for l in range(L):
-                s += x[n, c, l]
-        mu = s / m
         ss = 0.0
-        for c in range(c0, c0 + cpg):
-            for l in range(L):
-                d = x[n, c, l] - mu
-                ss += d * d
-        r = 1.0 / np.sqrt(ss / m + eps)
+        for i in range(m):
+            d = xs[i] - x0
+            s += d
+            ss += d * d
+        md = s / m
+        mu = x0 + md
+        var = max(ss / m - md * md, 0.0)
+        r = 1.0 / np.sqrt(var + eps)
         mean[n, g] = mu
         rstd[n, g] = r
-        for c in range(c0, c0 + cpg):
-            sc[0] = r * weight[c]
-            sc[1] = bias[c] - mu * (r * weight[c])
-            sc[2] = 1.0
-            scale = sc[0]
-            shift = sc[1]
-            one = sc[2]
-            if silu:
-                for l in range(L):
-                    h = x[n, c, l] * scale + shift
-                    y[n, c, l] = h / (one + np.exp(-h))
-            else:
-                for l in range(L):
-                    y[n, c, l] = x[n, c, l] * scale + shift
+        # y = (x - mu) * r * weight[c] + bias[c], over the flat slab with the per-value
+        # weight / bias expanded once per call (so the loop is long and vectorizes)
+        sc[0] = r
+        sc[1] = -mu * r
+        sc[2] = 1.0
+        rr = sc[0]
+        mr = sc[1]
+        one = sc[2]
+        ys = yg[n, g]
+        # slices, not wexp[off + i]: an index numba cannot prove non-negative gets a
+        # wrap-around test that stops vectorization
+        we = wexp[c0 * L : c0 * L + m]
+        be = bexp[c0 * L : c0 * L + m]
+        if silu:
+            for i in range(m):
+                h = (xs[i] * rr + mr) * we[i] + be[i]
+                ys[i] = h / (one + np.exp(-h))
+        else:
+            for i in range(m):
+                ys[i] = (xs[i] * rr + mr) * we[i] + be[i]
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _gn_backward(gy, x, mean, rstd, G, weight, bias, silu, dx, dwp, dbp):
+def _gn_backward(gy, x, mean, rstd, G, weight, bias, wexp, silu, dx, dwp, dbp):
     """Fused GroupNorm (or GroupNorm + SiLU) backward over (N, C, L); dx, dwp, dbp written.
 
     dwp, dbp (N, C) float64 receive per-sample sums of gh * x_hat and gh, with
@@ -169,13 +183,16 @@ def _gn_backward(gy, x, mean, rstd, G, weight, bias, silu, dx, dwp, dbp):
     Optimizations: one prange task per (sample, group); pass 1 gathers the
     per-channel sums sum(gh) and sum(gh * x) in float64 (from which
     sum(gh * x_hat) = rstd * (sum(gh * x) - mean * sum(gh))) and the group sums;
-    pass 2 writes dx = gh * a[c] + x * b + d, one vectorizable multiply-add
-    chain per value.  With SiLU, pass 1 stores gh into dx (still in cache), so
+    pass 2 writes dx = gh * w[c] * r + x * b + d over the flat slab (weight
+    expanded per value), one vectorizable multiply-add chain per value.  With SiLU, pass 1 stores gh into dx (still in cache), so
     the sigmoid is evaluated once per value.
     """
     N, C, L = x.shape
     cpg = C // G
     m = cpg * L
+    xg = x.reshape(N, G, m)
+    gg = gy.reshape(N, G, m)
+    dg = dx.reshape(N, G, m)
     for task in prange(N * G):
         n = task // G
         g = task - n * G
@@ -211,22 +228,23 @@ def _gn_backward(gy, x, mean, rstd, G, weight, bias, silu, dx, dwp, dbp):
             dwp[n, c] = ghxh
             s1 += weight[c] * a
             s2 += weight[c] * ghxh
-        # dx = rstd * (gh*w - s1/m - x_hat * s2/m) = gh * (r w) + x * kx + k0
-        kx = -r * r * s2 / m
-        k0 = mu * r * r * s2 / m - r * s1 / m
-        sc[3] = kx
-        sc[4] = k0
+        # dx = rstd * (gh*w - s1/m - x_hat * s2/m) = (gh * w) * r + x * kx + k0, flat
+        sc[0] = r
+        sc[3] = -r * r * s2 / m
+        sc[4] = mu * r * r * s2 / m - r * s1 / m
+        rr = sc[0]
         bx = sc[3]
         b0 = sc[4]
-        for c in range(c0, c0 + cpg):
-            sc[0] = r * weight[c]
-            aw = sc[0]
-            if silu:
-                for l in range(L):
-                    dx[n, c, l] = dx[n, c, l] * aw + x[n, c, l] * bx + b0
-            else:
-                for l in range(L):
-                    dx[n, c, l] = gy[n, c, l] * aw + x[n, c, l] * bx + b0
+        xs = xg[n, g]
+        gs = gg[n, g]
+        ds = dg[n, g]
+        we = wexp[c0 * L : c0 * L + m]
+        if silu:
+            for i in range(m):
+                ds[i] = ds[i] * we[i] * rr + xs[i] * bx + b0
+        else:
+            for i in range(m):
+                ds[i] = gs[i] * we[i] * rr + xs[i] * bx + b0
 
 
 def _affine(weight, bias, C, dtype):
@@ -239,10 +257,13 @@ def _forward(x, num_groups, weight, bias, eps, silu):
     x3 = _as_ncl(x)
     N, C, _ = x3.shape
     w, b = _affine(weight, bias, C, x.dtype)
+    L = x3.shape[2]
+    wexp = np.repeat(w.astype(x.dtype), L)
+    bexp = np.repeat(b.astype(x.dtype), L)
     y = np.empty_like(x3)
     mean = np.empty((N, num_groups))
     rstd = np.empty((N, num_groups))
-    _gn_forward(x3, num_groups, w, b, float(eps), silu, y, mean, rstd)
+    _gn_forward(x3, num_groups, wexp, bexp, float(eps), silu, y, mean, rstd)
     return y.reshape(x.shape), mean.astype(x.dtype), rstd.astype(x.dtype)
 
 
@@ -254,7 +275,10 @@ def _backward(gy, x, mean, rstd, num_groups, weight, bias, silu):
     dx = np.empty_like(x3)
     dwp = np.empty((N, C))
     dbp = np.empty((N, C))
-    _gn_backward(gy3, x3, np.ascontiguousarray(mean), np.ascontiguousarray(rstd), num_groups, w, b, silu, dx, dwp, dbp)
+    wexp = np.repeat(w.astype(x.dtype), x3.shape[2])
+    _gn_backward(
+        gy3, x3, np.ascontiguousarray(mean), np.ascontiguousarray(rstd), num_groups, w, b, wexp, silu, dx, dwp, dbp
+    )
     return dx.reshape(x.shape), dwp.sum(axis=0).astype(x.dtype), dbp.sum(axis=0).astype(x.dtype)
 
 

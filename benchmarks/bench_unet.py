@@ -172,7 +172,15 @@ def check_equivalence(name: str, torch, torch_unet) -> float:
 
 
 # --------------------------------------------------------------------------- timing
+SETTLE_S = 0.2
+
+
 def _timed(fn) -> float:
+    """Wall time of ``fn()`` in ms, after a short untimed pause: the thread pools of the library that
+    ran before (numba's OpenMP workers, OpenBLAS's, PyTorch's OpenMP) spin-wait for a while after
+    their last job, and would otherwise steal the cores from the library being timed."""
+    if SETTLE_S > 0:
+        time.sleep(SETTLE_S)
     t0 = time.perf_counter()
     fn()
     return (time.perf_counter() - t0) * 1e3
@@ -212,6 +220,29 @@ def bench_config(name, steps, warmup, sample_batch, sample_reps, torch, torch_un
         row["th_train_min_ms"] = float(np.min(th_train))
         row["th_sample_ms"] = float(np.median(th_samp))
     return row
+
+
+def _cpu_snapshot():
+    """(busy CPU-seconds of the whole machine, of this process and its children, wall time), or None."""
+    import resource
+
+    try:
+        with open("/proc/stat") as f:
+            v = [int(a) for a in f.readline().split()[1:]]
+    except OSError:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    busy = (sum(v[:8]) - v[3] - v[4]) / tick  # all but idle and iowait
+    me = sum(getattr(resource.getrusage(w), k) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+             for k in ("ru_utime", "ru_stime"))
+    return busy, me, time.perf_counter()
+
+
+def _others_load(start, end):
+    """Mean number of cores other processes kept busy between two snapshots."""
+    if start is None or end is None:
+        return None
+    return max(0.0, ((end[0] - start[0]) - (end[1] - start[1])) / max(end[2] - start[2], 1e-9))
 
 
 # --------------------------------------------------------------------------- memory
@@ -308,6 +339,7 @@ def _fmt(v, spec="{:.1f}"):
 
 
 def main(argv=None):
+    global SETTLE_S
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--configs", default="digits,mnist,cifar")
     ap.add_argument("--steps", type=int, default=7, help="timed training steps per config (median)")
@@ -315,6 +347,9 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sample-batch", type=int, default=64)
     ap.add_argument("--sample-reps", type=int, default=5)
+    ap.add_argument("--settle", type=float, default=SETTLE_S,
+                    help="untimed pause (s) before each timed call, so the other library's spinning "
+                         "threads go idle (0 to disable)")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even if importable")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory subprocess")
     ap.add_argument("--check", action="store_true",
@@ -324,6 +359,7 @@ def main(argv=None):
     ap.add_argument("--_memory-child", dest="memory_child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
+    SETTLE_S = args.settle
     set_num_threads(args.threads)
     if args.memory_child:
         print(json.dumps(memory_child(args.memory_child, args.steps)))
@@ -337,7 +373,7 @@ def main(argv=None):
         if n not in CONFIGS:
             ap.error(f"unknown config {n!r}; choose from {', '.join(CONFIGS)}")
 
-    load_start = os.getloadavg()[0]
+    snap0 = _cpu_snapshot()
     rows = []
     for name in names:
         row = bench_config(name, args.steps, args.warmup, args.sample_batch, args.sample_reps, torch, torch_unet)
@@ -345,6 +381,7 @@ def main(argv=None):
             row["check"] = check_equivalence(name, torch, torch_unet)
         rows.append(row)
         print(f"# {name}: done ({row['td_train_ms']:.0f} ms/step)", file=sys.stderr, flush=True)
+    others = _others_load(snap0, _cpu_snapshot())
     mem = None if args.no_memory or "digits" not in names else measure_memory("digits", args.threads)
 
     print(f"\n`python benchmarks/bench_unet.py --threads {args.threads} --steps {args.steps}` "
@@ -399,10 +436,11 @@ def main(argv=None):
     tv = f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch is not None else ", torch not importable"
     print(f"\nMachine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, "
           f"tinydiff threads {get_num_threads()}; python {platform.python_version()}, numpy {np.__version__}, "
-          f"numba {numba.__version__}{tv}; load average {load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end")
-    if load_start > os.cpu_count() - args.threads + 0.5:
-        print(f"WARNING: the machine was busy (1-min load average {load_start:.1f} at start); both libraries' thread "
-              "pools stall when another process holds a core (PyTorch's OpenMP barriers especially), so "
+          f"numba {numba.__version__}{tv}"
+          + ("" if others is None else f"; other processes kept {others:.2f} cores busy on average during the timing"))
+    if others is not None and others > max(0.25, os.cpu_count() - args.threads):
+        print(f"WARNING: the machine was busy (other processes used {others:.2f} cores on average); both libraries' "
+              "thread pools stall when another process holds a core (PyTorch's OpenMP barriers especially), so "
               "absolute times and ratios are unreliable; rerun on an idle machine.")
     if verdicts:
         print(f"All required targets met: {'yes' if all(verdicts) else 'NO'}")

@@ -299,9 +299,9 @@ def memory_child(name: str, steps: int) -> dict:
     )
 
 
-def measure_memory(name: str, threads: int, steps: int = 2) -> dict | None:
+def measure_memory(name: str, threads: int, steps: int = 2, extra=()) -> dict | None:
     cmd = [sys.executable, os.path.abspath(__file__), "--_memory-child", name, "--threads", str(threads),
-           "--steps", str(steps)]
+           "--steps", str(steps)] + list(extra)
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=True).stdout
         return json.loads(out.strip().splitlines()[-1])
@@ -350,6 +350,9 @@ def main(argv=None):
     ap.add_argument("--settle", type=float, default=SETTLE_S,
                     help="untimed pause (s) before each timed call, so the other library's spinning "
                          "threads go idle (0 to disable)")
+    ap.add_argument("--numpy-blas-threads", type=int, default=None, metavar="N",
+                    help="experiment: after the library's thread policy, give numpy's OpenBLAS N threads "
+                         "(the policy gives it --threads; 1 avoids ping-pong with numba's OpenMP pool)")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even if importable")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory subprocess")
     ap.add_argument("--check", action="store_true",
@@ -360,12 +363,18 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     SETTLE_S = args.settle
+    # import PyTorch BEFORE numba starts its OpenMP thread pool: imported after it, PyTorch ran the
+    # digits step ~2.4x slower on the reference machine (measured), which would flatter tinydiff
+    torch, torch_unet = (None, None) if args.no_torch or args.memory_child else _torch()
     set_num_threads(args.threads)
+    if args.numpy_blas_threads is not None:
+        from tinydiff.autograd.kernels import threads as _threads
+
+        _threads._set_openblas_threads("numpy", args.numpy_blas_threads)
     if args.memory_child:
         print(json.dumps(memory_child(args.memory_child, args.steps)))
         return 0
 
-    torch, torch_unet = (None, None) if args.no_torch else _torch()
     if torch is not None:
         torch.set_num_threads(args.threads)
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
@@ -382,9 +391,12 @@ def main(argv=None):
         rows.append(row)
         print(f"# {name}: done ({row['td_train_ms']:.0f} ms/step)", file=sys.stderr, flush=True)
     others = _others_load(snap0, _cpu_snapshot())
-    mem = None if args.no_memory or "digits" not in names else measure_memory("digits", args.threads)
+    mem = None if args.no_memory or "digits" not in names else measure_memory(
+        "digits", args.threads,
+        extra=() if args.numpy_blas_threads is None else ("--numpy-blas-threads", str(args.numpy_blas_threads)))
 
-    print(f"\n`python benchmarks/bench_unet.py --threads {args.threads} --steps {args.steps}` "
+    blas = "" if args.numpy_blas_threads is None else f" --numpy-blas-threads {args.numpy_blas_threads}"
+    print(f"\n`python benchmarks/bench_unet.py --threads {args.threads} --steps {args.steps}{blas}` "
           f"(median of {args.steps} steps after {args.warmup} warm-up; sampling: median of "
           f"{args.sample_reps} passes at batch {args.sample_batch})\n")
     print("| config | batch | params | train ms/step tinydiff | PyTorch | ratio | required | "

@@ -15,13 +15,19 @@ BLAS GEMM from *inside* each numba thread, on a cache-sized block.  If scipy's
 BLAS then started threads of its own, 2 numba threads x 2 BLAS threads would
 fight over 2 cores.  So the first kernel call (and every ``set_num_threads``)
 sets scipy's OpenBLAS to ONE thread: one BLAS thread per numba thread.
-numpy's BLAS is given ``n`` threads, so plain matmuls outside the kernels use
-the same thread budget.  Both are done through the OpenBLAS C API
+numpy's BLAS gets one thread as well. Measured on the U-Net training step
+(``benchmarks/bench_unet.py``, 2 cores): numba's OpenMP pool and numpy's
+OpenBLAS pool each keep spinning after their job, so alternating between a
+2-thread kernel and a 2-thread numpy matmul makes each wait for the other's
+spinning threads -- small GroupNorm and GEMM calls ran 10-80x slower and the
+digits step took 531 ms; with numpy's BLAS on one thread, 165 ms. The matmuls
+left to numpy (Linear layers, attention) are small next to the convolutions.
+Both are set through the OpenBLAS C API
 (``*_set_num_threads``) found in the already-loaded shared library; no extra
 dependency.  When the BLAS is not OpenBLAS (e.g. MKL) nothing is changed; set
 ``OPENBLAS_NUM_THREADS`` / ``MKL_NUM_THREADS=1`` yourself if you see
-oversubscription.  The policy changes scipy's BLAS for the whole process
-(``scipy.linalg`` calls become single-threaded); call
+oversubscription.  The policy holds for the whole process (numpy matmuls and
+``scipy.linalg`` calls become single-threaded); call
 ``set_kernel_blas_policy(False)`` before the first kernel call to opt out.
 """
 
@@ -97,7 +103,7 @@ def _apply_blas_policy(n: int) -> None:
     import scipy.linalg.cython_blas  # noqa: F401  (loads scipy's BLAS, as numba does)
 
     _set_openblas_threads("scipy", 1)
-    _set_openblas_threads("numpy", n)
+    _set_openblas_threads("numpy", 1)
 
 
 def ensure_blas_policy() -> None:
@@ -110,7 +116,7 @@ def set_num_threads(n: int) -> None:
     """Use ``n`` threads in the kernels (1 <= n <= NUMBA_NUM_THREADS).
 
     Also applies the BLAS policy (module docstring): scipy's BLAS, called
-    inside the kernels, single-threaded; numpy's BLAS with ``n`` threads.
+    inside the kernels, and numpy's BLAS single-threaded.
     """
     n = int(n)
     limit = numba.config.NUMBA_NUM_THREADS

@@ -6,7 +6,9 @@ Prints a markdown table: for each shape, in float32, the time of forward +
 backward (all gradients) and its GFLOP/s for tinydiff's kernels, the NumPy
 reference twins and PyTorch (when importable; ``torch.set_num_threads`` equal
 to tinydiff's threads), and the throughput ratio tinydiff / PyTorch measured in
-the same run.  Also the first-call time (numba compile, or a load from numba's
+the same run.  The conv2d twin is timed twice: as written (plain ``np.einsum``,
+the sum spelled out) and with ``optimize=True`` (einsum hands the contraction to
+BLAS) -- the "BLAS twin" column, for a fairer idea of what NumPy alone can do.  Also the first-call time (numba compile, or a load from numba's
 cache) and numpy's float32 matmul GFLOP/s, the machine's practical ceiling.
 
 FLOP counts: conv2d forward 2*N*O*C*kh*kw*Ho*Wo, forward + backward 3x that
@@ -61,10 +63,16 @@ def best_time(fn, repeats, min_time=0.0):
     return float(np.min(times))
 
 
-def matmul_ceiling(n=2048):
+def matmul_ceiling(threads, n=2048):
+    """numpy's float32 matmul at ``threads`` BLAS threads (the kernels' thread policy
+    keeps numpy's BLAS on one thread, so it is lifted for this measurement only)."""
+    from tinydiff.autograd.kernels import threads as policy
+
+    policy._set_openblas_threads("numpy", threads)
     a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
     a @ a
     t = best_time(lambda: a @ a, 5)
+    policy._set_openblas_threads("numpy", 1)
     return 2 * n**3 / t / 1e9
 
 
@@ -93,7 +101,11 @@ def conv_runners(shape, k, s, p, rng):
         conv2d_forward_ref(x, w, b, st, pd)
         conv2d_backward_ref(x, w, gy, st, pd)
 
-    return flops, ours, ref, (ours_fwd, ours_bwd), (x, w, b, gy, st, pd)
+    def ref_blas():
+        conv2d_forward_ref(x, w, b, st, pd, optimize=True)
+        conv2d_backward_ref(x, w, gy, st, pd, optimize=True)
+
+    return flops, ours, (ref, ref_blas), (ours_fwd, ours_bwd), (x, w, b, gy, st, pd)
 
 
 def gn_runners(shape, rng):
@@ -112,7 +124,7 @@ def gn_runners(shape, rng):
         _, mean, rstd = group_norm_forward_ref(x, GN_GROUPS, wt, bs, 1e-5)
         group_norm_backward_ref(gy, x, mean, rstd, GN_GROUPS, wt)
 
-    return flops, ours, ref, (x, wt, bs, gy)
+    return flops, ours, (ref, None), (x, wt, bs, gy)
 
 
 def torch_conv(torch, args):
@@ -158,7 +170,8 @@ def main():
     ap.add_argument("--only", default="", help="run only rows whose label contains this text")
     args = ap.parse_args()
 
-    set_num_threads(args.threads)
+    # PyTorch first: imported after numba's OpenMP pool has started, it runs ~2x
+    # slower here (measured), which would flatter tinydiff
     torch = None
     if not args.no_torch:
         try:
@@ -168,11 +181,12 @@ def main():
             torch = _torch
         except ImportError:
             pass
+    set_num_threads(args.threads)
 
     rng = np.random.default_rng(0)
     print(f"threads: {get_num_threads()}, numpy {np.__version__}"
           + (f", torch {torch.__version__}" if torch is not None else ", torch not importable"))
-    print(f"numpy float32 matmul ceiling (2048^3): {matmul_ceiling():.0f} GFLOP/s\n")
+    print(f"numpy float32 matmul ceiling (2048^3, {args.threads} threads): {matmul_ceiling(args.threads):.0f} GFLOP/s\n")
 
     # first-call time: numba compile (or cache load) of every kernel, on tiny inputs
     t0 = time.perf_counter()
@@ -189,11 +203,12 @@ def main():
     print(f"first call (compile or cache load), float32: conv2d all paths {t_conv:.1f} s, group_norm {t_gn:.1f} s\n")
 
     header = ("| op | shape (N, C, H, W) | tinydiff ms | tinydiff GFLOP/s | NumPy twin ms | vs twin "
-              "| PyTorch ms | PyTorch GFLOP/s | tinydiff / PyTorch |")
+              "| BLAS twin ms | vs BLAS twin | PyTorch ms | PyTorch GFLOP/s | tinydiff / PyTorch |")
     print(header)
-    print("|" + "---|" * 9)
+    print("|" + "---|" * 11)
     ratios = {"conv2d": [], "group_norm": []}
     twin = {"conv2d": [], "group_norm": []}
+    blas_twin = {"conv2d": [], "group_norm": []}
     details = []
     rows = [("conv2d", c) for c in CONVS] + [("group_norm", s) for s in SHAPES]
     for kind, spec in rows:
@@ -209,10 +224,14 @@ def main():
             continue
         ours()
         t_ours = best_time(ours, args.repeats, 0.3)
-        t_ref = None
+        t_ref = t_blas = None
+        ref, ref_blas = ref
         if not args.no_ref:
             ref()
             t_ref = best_time(ref, args.ref_repeats)
+            if ref_blas is not None:
+                ref_blas()
+                t_blas = best_time(ref_blas, args.ref_repeats)
         t_torch = None
         if trun is not None:
             trun()
@@ -222,18 +241,21 @@ def main():
             ratios[kind].append(ratio)
         if t_ref:
             twin[kind].append(t_ref / t_ours)
+        if t_blas:
+            blas_twin[kind].append(t_blas / t_ours)
         if args.detail and kind == "conv2d":
             details.append((label, best_time(f_fwd, args.repeats), best_time(f_bwd, args.repeats)))
-        op = label if kind == "conv2d" else label
-        shape_s = str(shape) if kind == "group_norm" else str(shape)
-        print(f"| {op.split(' (')[0] if kind == 'conv2d' else op} | {shape_s} | {t_ours * 1e3:.2f} | {flops / t_ours / 1e9:.0f} "
+        op = label.split(" (")[0]
+        print(f"| {op} | {shape} | {t_ours * 1e3:.2f} | {flops / t_ours / 1e9:.0f} "
               f"| {fmt(t_ref and t_ref * 1e3)} | {fmt(t_ref and t_ref / t_ours, 0)}x "
+              f"| {fmt(t_blas and t_blas * 1e3)} | {fmt(t_blas and t_blas / t_ours, 0)}x "
               f"| {fmt(t_torch and t_torch * 1e3, 2)} | {fmt(t_torch and flops / t_torch / 1e9, 0)} "
               f"| {fmt(ratio, 2)} |", flush=True)
     for kind in ("conv2d", "group_norm"):
         g = math.exp(np.mean(np.log(ratios[kind]))) if ratios[kind] else None
         gt = math.exp(np.mean(np.log(twin[kind]))) if twin[kind] else None
-        print(f"| **{kind} geometric mean** | | | | | {fmt(gt, 0)}x | | | **{fmt(g, 2)}** |")
+        gb = math.exp(np.mean(np.log(blas_twin[kind]))) if blas_twin[kind] else None
+        print(f"| **{kind} geometric mean** | | | | | {fmt(gt, 0)}x | | {fmt(gb, 0)}x | | | **{fmt(g, 2)}** |")
     if details:
         print("\n| conv2d | forward ms | backward ms |\n|---|---|---|")
         for label, tf, tb in details:

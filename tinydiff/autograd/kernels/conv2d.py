@@ -58,20 +58,24 @@ def conv2d_output_shape(x_shape, w_shape, stride, padding):
 # --------------------------------------------------------------------------- reference twins
 
 
-def conv2d_forward_ref(x, w, b, stride, padding):
-    """Reference conv2d forward: pad, take every (kh, kw) window, contract with the weight."""
+def conv2d_forward_ref(x, w, b, stride, padding, optimize=False):
+    """Reference conv2d forward: pad, take every (kh, kw) window, contract with the weight.
+
+    ``np.einsum`` spells out the sum of the module docstring; ``optimize=True`` lets it
+    route the contraction through BLAS (same result, much faster, less plain)."""
     (sh, sw), (ph, pw) = stride, padding
     kh, kw = w.shape[2:]
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     win = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]  # (N, C, Ho, Wo, kh, kw)
-    y = np.einsum("nchwpq,ocpq->nohw", win, w, optimize=True)
+    y = np.einsum("nchwpq,ocpq->nohw", win, w, optimize=optimize)
     if b is not None:
         y = y + b[None, :, None, None]
     return y.astype(x.dtype, copy=False)
 
 
-def conv2d_backward_ref(x, w, gy, stride, padding, need_dx=True, need_dw=True, need_db=True):
-    """Reference conv2d backward: dw by the same windows, dx by a scatter-add per kernel offset."""
+def conv2d_backward_ref(x, w, gy, stride, padding, need_dx=True, need_dw=True, need_db=True, optimize=False):
+    """Reference conv2d backward: dw by the same windows, dx by a scatter-add per kernel offset
+    (``optimize`` as in :func:`conv2d_forward_ref`)."""
     (sh, sw), (ph, pw) = stride, padding
     N, C, H, W = x.shape
     kh, kw = w.shape[2:]
@@ -82,14 +86,14 @@ def conv2d_backward_ref(x, w, gy, stride, padding, need_dx=True, need_dw=True, n
     if need_dw:
         xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
         win = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
-        dw = np.einsum("nohw,nchwpq->ocpq", gy, win, optimize=True).astype(x.dtype, copy=False)
+        dw = np.einsum("nohw,nchwpq->ocpq", gy, win, optimize=optimize).astype(x.dtype, copy=False)
     if need_dx:
         dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), x.dtype)
         for p in range(kh):
             for q in range(kw):
                 # every output (i, j) read x_pad[i*sh + p, j*sw + q] with weight w[:, :, p, q]
                 dxp[:, :, p : p + sh * Ho : sh, q : q + sw * Wo : sw] += np.einsum(
-                    "nohw,oc->nchw", gy, w[:, :, p, q]
+                    "nohw,oc->nchw", gy, w[:, :, p, q], optimize=optimize
                 )
         dx = dxp[:, :, ph : ph + H, pw : pw + W].copy()
     return dx, dw, db

@@ -26,7 +26,15 @@ import time
 
 import numpy as np
 
-from tinydiff.autograd.kernels import (
+# PyTorch, when installed, is loaded before tinydiff: tinydiff sets OMP_WAIT_POLICY=PASSIVE
+# for numba's OpenMP pool when it is imported, and PyTorch's OpenMP runtime, loaded after,
+# would inherit the setting (it measured slower with it: an unfair comparison)
+try:
+    import torch  # noqa: F401
+except Exception:  # not installed, or broken: the benchmark runs without it
+    pass
+
+from tinydiff.autograd.kernels import (  # noqa: E402
     conv2d_backward,
     conv2d_backward_ref,
     conv2d_forward,

@@ -41,6 +41,14 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without installing
 
+# PyTorch, when installed, is loaded before tinydiff: tinydiff sets OMP_WAIT_POLICY=PASSIVE
+# for numba's OpenMP pool when it is imported, and PyTorch's OpenMP runtime, loaded after,
+# would inherit the setting (it measured slower with it: an unfair comparison)
+try:
+    import torch  # noqa: F401
+except Exception:  # not installed, or broken: the benchmark runs without it
+    pass
+
 import numba  # noqa: E402
 
 import tinydiff  # noqa: E402

@@ -44,10 +44,11 @@ sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without install
 # PyTorch, when installed, is loaded before tinydiff: tinydiff sets OMP_WAIT_POLICY=PASSIVE
 # for numba's OpenMP pool when it is imported, and PyTorch's OpenMP runtime, loaded after,
 # would inherit the setting (it measured slower with it: an unfair comparison)
-try:
-    import torch  # noqa: F401
-except Exception:  # not installed, or broken: the benchmark runs without it
-    pass
+if not {"--no-torch", "--_memory-child"} & set(sys.argv):  # the memory child is tinydiff alone
+    try:
+        import torch  # noqa: F401
+    except Exception:  # not installed, or broken: the benchmark runs without it
+        pass
 
 import numba  # noqa: E402
 

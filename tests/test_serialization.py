@@ -3,7 +3,6 @@ anything that is not a complete checkpoint, and training that resumes bit for bi
 
 import math
 import os
-import pathlib
 import zipfile
 from collections import OrderedDict
 

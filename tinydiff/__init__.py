@@ -56,3 +56,14 @@ from . import nn, optim  # noqa: E402  (they build on everything above)
 from .serialization import load, save  # noqa: E402
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "Tensor", "tensor", "Function", "gradcheck", "GradcheckError",
+    "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled",
+    "set_num_threads", "get_num_threads",
+    "zeros", "ones", "zeros_like", "ones_like", "randn", "arange",
+    "abs", "cat", "clamp", "clip", "concat", "cos", "exp", "log", "matmul", "max", "maximum",
+    "mean", "minimum", "pad", "relu", "reshape", "sigmoid", "silu", "sin", "split", "sqrt",
+    "stack", "sum", "tanh", "transpose", "var", "where",
+    "nn", "optim", "save", "load",
+]

@@ -16,7 +16,7 @@ import numbers
 
 import numpy as np
 
-from .grad_mode import is_grad_enabled, no_grad
+from .grad_mode import no_grad
 
 DEFAULT_DTYPE = np.float32
 

@@ -138,46 +138,44 @@ class Downsample(Module):
         return self.conv(x)
 
 
-class Sequential(Module):
+class _Container(Module):
+    """Sub-modules registered (and named) by position."""
+
+    def _add(self, module: Module) -> None:
+        setattr(self, str(len(self._modules)), module)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __getitem__(self, i: int) -> Module:
+        return list(self._modules.values())[i]
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class Sequential(_Container):
     """Modules applied one after another."""
 
     def __init__(self, *modules: Module):
         super().__init__()
-        for i, m in enumerate(modules):
-            setattr(self, str(i), m)
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __getitem__(self, i: int) -> Module:
-        return list(self._modules.values())[i]
-
-    def __iter__(self):
-        return iter(self._modules.values())
+        for m in modules:
+            self._add(m)
 
     def forward(self, x):
-        for m in self._modules.values():
+        for m in self:
             x = m(x)
         return x
 
 
-class ModuleList(Module):
-    """A list of modules, registered (and named) by position."""
+class ModuleList(_Container):
+    """A list of modules (no forward of its own)."""
 
     def __init__(self, modules=()):
         super().__init__()
         for m in modules:
-            self.append(m)
+            self._add(m)
 
     def append(self, module: Module) -> "ModuleList":
-        setattr(self, str(len(self._modules)), module)
+        self._add(module)
         return self
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __getitem__(self, i: int) -> Module:
-        return list(self._modules.values())[i]
-
-    def __iter__(self):
-        return iter(self._modules.values())

@@ -220,23 +220,21 @@ class UNet(Module):
         rows = [("time embedding", (4 * cfg["base_channels"],), self.temb_dense0, self.temb_dense1, self.class_embed)]
         ch, res = cfg["base_channels"], cfg["image_size"]
         rows.append(("conv_in", (ch, res, res), self.conv_in))
-        for i, level in enumerate(self.down):
-            for j, block in enumerate(level.res):
-                mods = [block] + ([level.attn[j]] if len(level.attn) else [])
-                name = f"down[{i}].res[{j}]" + ("+attn" if len(level.attn) else "")
-                rows.append((name, (block.out_channels, res, res), *mods))
-            if level.resample is not None:
-                res //= 2
-                rows.append((f"down[{i}].downsample", (block.out_channels, res, res), level.resample))
+
+        def level_rows(path, levels, res, resample_name, factor):
+            for i, level in enumerate(levels):
+                attn = "+attn" if len(level.attn) else ""
+                for j, block in enumerate(level.res):
+                    mods = [block] + ([level.attn[j]] if attn else [])
+                    rows.append((f"{path}[{i}].res[{j}]{attn}", (block.out_channels, res, res), *mods))
+                if level.resample is not None:
+                    res = int(res * factor)
+                    rows.append((f"{path}[{i}].{resample_name}", (block.out_channels, res, res), level.resample))
+            return res
+
+        res = level_rows("down", self.down, res, "downsample", 0.5)
         rows.append(("middle res+attn+res", (self.mid_res1.out_channels, res, res), self.mid_res1, self.mid_attn, self.mid_res2))
-        for i, level in enumerate(self.up):
-            for j, block in enumerate(level.res):
-                mods = [block] + ([level.attn[j]] if len(level.attn) else [])
-                name = f"up[{i}].res[{j}]" + ("+attn" if len(level.attn) else "")
-                rows.append((name, (block.out_channels, res, res), *mods))
-            if level.resample is not None:
-                res *= 2
-                rows.append((f"up[{i}].upsample", (block.out_channels, res, res), level.resample))
+        res = level_rows("up", self.up, res, "upsample", 2)
         rows.append(("out (GN, SiLU, conv)", (cfg["out_channels"], res, res), self.norm_out, self.conv_out))
         lines = [f"  {'block':<26}{'output (C, H, W)':<20}{'parameters':>12}"]
         for name, shape, *mods in rows:

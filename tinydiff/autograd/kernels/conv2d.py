@@ -16,6 +16,8 @@ The fast path picks its algorithm by shape (chosen by measurement, see
 
 * 3x3, stride 1, equal padding <= 2: Winograd F(2x2, 3x3) (``winograd.py``); the
   input gradient is the stride-1 conv of gy with the flipped, transposed weights.
+* 1x1, stride 1, no padding: one GEMM per sample on the NCHW arrays as they are
+  (``conv1x1.py``), no im2col copy; bias gradient fused into the backward.
 * everything else: im2col + GEMM per block of samples (``im2col.py``).
 
 Buffers: every returned array is freshly allocated and owned by the caller;
@@ -30,6 +32,7 @@ import numpy as np
 from numba import njit, prange
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .conv1x1 import conv1x1_backward, conv1x1_forward, conv1x1_split
 from .im2col import im2col_conv_backward, im2col_conv_forward
 from .threads import ensure_blas_policy, get_num_threads
 from .winograd import (
@@ -113,6 +116,10 @@ def _use_winograd(w_shape, stride, padding):
     )
 
 
+def _use_1x1(w_shape, stride, padding):
+    return w_shape[2] == 1 and w_shape[3] == 1 and stride == (1, 1) and padding == (0, 0)
+
+
 def _winograd_rows_per_block(c_in, c_out, tw):
     """Tile rows per GEMM block: ~128 tiles (measured best: an efficient GEMM whose
     V and M blocks stay in L2), at least one row."""
@@ -155,7 +162,9 @@ def conv2d_forward(x, w, b, stride, padding):
     b = np.ascontiguousarray(b, dtype=x.dtype) if has_bias else np.zeros(O, x.dtype)
     y = np.empty(conv2d_output_shape(x.shape, w.shape, stride, padding), x.dtype)
     nw = get_num_threads()
-    if _use_winograd(w.shape, stride, padding):
+    if _use_1x1(w.shape, stride, padding):
+        conv1x1_forward(x, w.reshape(O, C), b, has_bias, y, nw, conv1x1_split(x.shape[0], nw))
+    elif _use_winograd(w.shape, stride, padding):
         U = weight_transform(w)
         winograd_conv3x3(x, U, b, has_bias, padding[0], y, nw, _winograd_rows_per_block(C, O, (y.shape[3] + 1) // 2))
     else:
@@ -177,6 +186,19 @@ def conv2d_backward(x, w, gy, stride, padding, need_dx=True, need_dw=True, need_
     O, _, kh, kw = w.shape
     nw = get_num_threads()
     dx = dw = db = None
+    if _use_1x1(w.shape, stride, padding) and (need_dx or need_dw):
+        dxa = np.empty_like(x) if need_dx else np.empty((1, 1, 1, 1), x.dtype)
+        dwp = np.zeros((nw, O, C)) if need_dw else np.zeros((1, 1, 1))
+        dbp = np.zeros((nw, O)) if need_db else np.zeros((1, 1))
+        wT = np.ascontiguousarray(w.reshape(O, C).T)
+        conv1x1_backward(x, wT, gy, dxa, dwp, dbp, need_dx, need_dw, need_db, nw, conv1x1_split(N, nw))
+        if need_dx:
+            dx = dxa
+        if need_dw:
+            dw = dwp.sum(axis=0).reshape(O, C, 1, 1).astype(x.dtype)
+        if need_db:
+            db = dbp.sum(axis=0).astype(x.dtype)
+        return dx, dw, db
     if need_db:
         db = _bias_grad(gy)
     if not (need_dx or need_dw):

@@ -199,10 +199,13 @@ def conv2d_backward(x, w, gy, stride, padding, need_dx=True, need_dw=True, need_
         if need_db:
             db = dbp.sum(axis=0).astype(x.dtype)
         return dx, dw, db
-    if need_db:
-        db = _bias_grad(gy)
+    if need_db and not need_dw:
+        db = _bias_grad(gy)  # no weight-gradient pass to fuse it into
     if not (need_dx or need_dw):
         return dx, dw, db
+    # otherwise the bias gradient is fused into the weight-gradient pass (float64 thread partials)
+    fuse_db = need_db and need_dw
+    dbp = np.zeros((nw, O) if fuse_db else (1, 1))
     if _use_winograd(w.shape, stride, padding):
         rpb = _winograd_rows_per_block(C, O, (gy.shape[3] + 1) // 2)
         if need_dx:
@@ -212,7 +215,7 @@ def conv2d_backward(x, w, gy, stride, padding, need_dx=True, need_dw=True, need_
             winograd_conv3x3(gy, weight_transform(wf), np.zeros(C, x.dtype), False, 2 - padding[0], dx, nw, rpb)
         if need_dw:
             dUp = np.zeros((nw, 16, O, C))
-            winograd_conv3x3_dw(x, gy, padding[0], dUp, nw, rpb)
+            winograd_conv3x3_dw(x, gy, padding[0], dUp, fuse_db, dbp, nw, rpb)
             dw = weight_grad_inverse_transform(dUp.sum(axis=0), x)
     else:
         w2T = np.ascontiguousarray(w.reshape(O, C * kh * kw).T)
@@ -221,10 +224,12 @@ def conv2d_backward(x, w, gy, stride, padding, need_dx=True, need_dw=True, need_
         dwp = np.zeros((nw, O, C * kh * kw)) if need_dw else np.zeros((1, 1, 1))
         im2col_conv_backward(
             x, w2T, gy, kh, kw, stride[0], stride[1], padding[0], padding[1],
-            dxa, dwp, need_dx, need_dw, nw, nb,
+            dxa, dwp, dbp, need_dx, need_dw, fuse_db, nw, nb,
         )
         if need_dx:
             dx = dxa
         if need_dw:
             dw = dwp.sum(axis=0).reshape(O, C, kh, kw).astype(x.dtype)
+    if fuse_db:
+        db = dbp.sum(axis=0).astype(x.dtype)
     return dx, dw, db

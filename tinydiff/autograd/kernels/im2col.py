@@ -102,15 +102,19 @@ def im2col_conv_forward(x, w2, b, kh, kw, sh, sw, ph, pw, y, nw, nb):
                         y3[n0 + s, o, p] = out[o, s * P + p] + bo
 
 
-@njit(parallel=True, cache=True)
-def im2col_conv_backward(x, w2T, gy, kh, kw, sh, sw, ph, pw, dx, dwp, need_dx, need_dw, nw, nb):
-    """Input and weight gradients of conv2d via im2col / col2im.
+@njit(parallel=True, cache=True, fastmath={"reassoc"})
+def im2col_conv_backward(x, w2T, gy, kh, kw, sh, sw, ph, pw, dx, dwp, dbp, need_dx, need_dw, need_db, nw, nb):
+    """Input, weight and bias gradients of conv2d via im2col / col2im.
 
     w2T (C*kh*kw, O) is the transposed reshaped weight; dx (N, C, H, W) must be
-    zeroed by the caller (col2im scatter-adds into it); dwp (nw, O, C*kh*kw)
-    float64, zeroed, receives per-thread partial weight gradients.
+    zeroed by the caller (col2im scatter-adds into it); dwp (nw, O, C*kh*kw) and
+    dbp (nw, O), float64, zeroed, receive per-thread partial weight and bias
+    gradients (the caller sums over threads).
     Optimizations: as in the forward; dx blocks belong to one thread, so the
-    scatter-add needs no atomics.
+    scatter-add needs no atomics; the bias gradient is summed from each gy row
+    just copied into the GEMM block (in L1, no separate pass over gy;
+    reassociation allowed so the float64 sum vectorizes -- the only reduction
+    loop here, every other loop is element-wise).
     """
     N, C, H, W = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
     K, O = w2T.shape[0], w2T.shape[1]
@@ -130,6 +134,11 @@ def im2col_conv_backward(x, w2T, gy, kh, kw, sh, sw, ph, pw, dx, dwp, need_dx, n
                 for s in range(cnt):
                     for p in range(P):
                         g[o, s * P + p] = gy3[n0 + s, o, p]
+                if need_db:
+                    acc = 0.0
+                    for q in range(cnt * P):
+                        acc += g[o, q]
+                    dbp[wk, o] += acc
                 for q in range(cnt * P, nb * P):
                     g[o, q] = 0
             if need_dw:

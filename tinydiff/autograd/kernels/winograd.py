@@ -271,10 +271,13 @@ def winograd_conv3x3(x, U, b, has_bias, pad, y, nw, rpb):
 
 
 @njit(cache=True)
-def _grad_transform_block(gy, th, tw, q0, nq, gb, Z):
+def _grad_transform_block(gy, th, tw, q0, nq, gb, Z, need_db, dbr):
     """Z[k, o*nt + qq*tw + tj] = (A gY A^T)[k] for the 2x2 output-gradient tile (zeros past Ho, Wo).
 
-    gb (2, 2*tw) receives the two gY rows of a tile row, zero-padded.
+    gb (2, 2*tw) receives the two gY rows of a tile row, zero-padded.  When
+    ``need_db``, dbr[o, :] (float64, (O, 2*tw)) += the two rows, element-wise
+    (so the loop vectorizes): every gY element is copied exactly once, so the
+    row sums of dbr are the bias gradient, taken while gY is in cache.
     """
     O, Ho, Wo = gy.shape[1], gy.shape[2], gy.shape[3]
     zero = np.zeros(1, gy.dtype)[0]
@@ -295,6 +298,9 @@ def _grad_transform_block(gy, th, tw, q0, nq, gb, Z):
                 else:
                     for j in range(W2):
                         gb[i, j] = zero
+            if need_db:
+                for j in range(W2):
+                    dbr[o, j] += np.float64(gb[0, j]) + np.float64(gb[1, j])
             base = qq * tw
             for tj in range(tw):
                 t = o * nt + base + tj
@@ -326,15 +332,18 @@ def _grad_transform_block(gy, th, tw, q0, nq, gb, Z):
 
 
 @njit(parallel=True, cache=True)
-def winograd_conv3x3_dw(x, gy, pad, dUp, nw, rpb):
-    """Per-thread partial weight gradients in the Winograd domain.
+def winograd_conv3x3_dw(x, gy, pad, dUp, need_db, dbp, nw, rpb):
+    """Per-thread partial weight (and bias) gradients in the Winograd domain.
 
     dUp[wk, k] (float64, zeroed by the caller) += sum over thread wk's tiles of
     Z[k] @ V[k]^T with V = B^T d B (input tiles of x) and Z = A gY A^T.  The caller
     sums over threads and maps back with ``weight_grad_inverse_transform``.
+    When ``need_db``, dbp[wk, o] (float64, zeroed) += the sum of thread wk's gY
+    values of channel o; the caller sums over threads.
     Optimizations: one GEMM (O x nt) @ (nt x C) per k per block on cache-resident
     thread-private buffers; vectorized transforms; thread-private accumulators, so
-    no atomics.
+    no atomics; the bias gradient accumulated from the gY rows the gradient
+    transform has just copied (no separate pass over gY).
     """
     N, C = x.shape[0], x.shape[1]
     O, Ho, Wo = gy.shape[1], gy.shape[2], gy.shape[3]
@@ -347,14 +356,21 @@ def winograd_conv3x3_dw(x, gy, pad, dUp, nw, rpb):
         rb = np.empty((4, 2 * tw + 2), x.dtype)
         gb = np.empty((2, 2 * tw), x.dtype)
         tmp = np.empty((O, C), x.dtype)
+        dbr = np.zeros((O, 2 * tw) if need_db else (1, 1))
         q_begin, q_end = _split(rows, nw, wk)
         for q0 in range(q_begin, q_end, rpb):
             nq = min(rpb, q_end - q0)
             nt = nq * tw
             _input_transform_block(x, pad, th, tw, q0, nq, rb, V)
-            _grad_transform_block(gy, th, tw, q0, nq, gb, Z)
+            _grad_transform_block(gy, th, tw, q0, nq, gb, Z, need_db, dbr)
             for k in range(16):
                 np.dot(Z[k, : O * nt].reshape(O, nt), V[k, : C * nt].reshape(C, nt).T, tmp)
                 for o in range(O):
                     for c in range(C):
                         dUp[wk, k, o, c] += tmp[o, c]
+        if need_db:
+            for o in range(O):
+                acc = 0.0
+                for j in range(2 * tw):
+                    acc += dbr[o, j]
+                dbp[wk, o] += acc

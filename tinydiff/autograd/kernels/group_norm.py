@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .threads import get_num_threads
+
 __all__ = [
     "group_norm_forward",
     "group_norm_backward",
@@ -110,12 +112,71 @@ def group_norm_silu_backward_ref(gy, x, mean, rstd, num_groups, weight, bias):
 
 _FASTMATH = {"reassoc", "contract"}  # lets LLVM vectorize the float64 sums (no nnan/ninf)
 
+# exp for float32 (see _silu_parts): Cody-Waite range reduction, degree-5 minimax polynomial
+_LOG2E = np.float32(1.4426950408889634)
+_ROUND = np.float32(12582912.0)  # 1.5 * 2^23: (a + _ROUND) - _ROUND rounds a to an integer
+_LN2_HI = np.float32(0.693359375)  # 8 significant bits: k * _LN2_HI is exact
+_LN2_LO = np.float32(-2.12194440e-4)  # ln 2 - _LN2_HI
+_EXP_HI = np.float32(88.0)  # exp(88) < 2^127 * 1.42: finite
+_EXP_LO = np.float32(-87.0)  # 2^-126, the smallest normal
+# minimax exp(r) ~ sum _Qj r^j on |r| <= ln2/2 (Remez, relative error 7.7e-8)
+_Q0 = np.float32(1.0000001192092896)
+_Q1 = np.float32(0.9999997019767761)
+_Q2 = np.float32(0.4999888241291046)
+_Q3 = np.float32(0.1666756421327591)
+_Q4 = np.float32(0.041916318237781525)
+_Q5 = np.float32(0.008298572152853012)
+_EXP_BLOCK = 512  # values per SiLU block: the block's scratch stays in L1
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _gn_forward(x, G, wexp, bexp, eps, silu, y, mean, rstd):
+
+@njit(cache=True, fastmath={"contract"}, error_model="numpy")
+def _silu_parts(x, scale, shift, w, b, fast, h, p, two_k):
+    """h = (x * scale + shift) * w + b and exp(-h) = p * two_k.view(float32), elementwise.
+
+    p and h in x's dtype, two_k int32 bits.  ``fast`` (float32 input):
+    exp(t), t = -h, by Cody-Waite reduction, exp(t) = 2^k exp(r) with
+    k = round(t log2 e) (the 1.5 * 2^23 trick) and r = t - k ln2 (ln2 split in
+    two, so k * _LN2_HI is exact), exp(r) by a degree-5 minimax polynomial on
+    |r| <= ln2/2 (relative error 2e-7), and 2^k built from integer bits,
+    (k + 127) << 23, so every step is a vector instruction (numba has no
+    scalar bitcast, hence the int32 output the caller reads back as float32).
+    np.exp calls the scalar libm expf per value, which LLVM cannot vectorize
+    (~10x slower).  t is clamped to [-87, 88]: 2^k stays a normal float32.
+    Otherwise (float64) np.exp, exact, and two_k = the bits of 1.0.
+    What vectorization needs here: float32 constants only (a Python float
+    promotes the chain to float64, where the 1.5 * 2^23 trick no longer
+    rounds), no ``reassoc`` fastmath (it may fold (a + _ROUND) - _ROUND into a),
+    and ``error_model="numpy"`` on the callers' divisions (numba's default
+    Python error model tests every divisor for zero, which keeps the loop scalar).
+    """
+    if fast:
+        for i in range(x.size):
+            hi = (x[i] * scale + shift) * w[i] + b[i]
+            h[i] = hi
+            t = min(max(np.float32(-hi), _EXP_LO), _EXP_HI)
+            k = (t * _LOG2E + _ROUND) - _ROUND
+            r = (t - k * _LN2_HI) - k * _LN2_LO
+            q = _Q5 * r + _Q4
+            q = q * r + _Q3
+            q = q * r + _Q2
+            q = q * r + _Q1
+            p[i] = q * r + _Q0
+            two_k[i] = (np.int32(k) + np.int32(127)) << np.int32(23)
+    else:
+        for i in range(x.size):
+            hi = (x[i] * scale + shift) * w[i] + b[i]
+            h[i] = hi
+            p[i] = np.exp(-hi)
+            two_k[i] = np.int32(127 << 23)
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _gn_forward(x, G, wexp, bexp, eps, silu, fast, nchunks, y, mean, rstd):
     """GroupNorm (then SiLU if ``silu``) forward over x (N, C, L); y, mean, rstd written in place.
 
-    Optimizations: one prange task per (sample, group), N*G tasks, each a
+    Optimizations: one prange chunk per thread (``nchunks``), each a contiguous
+    run of (sample, group) tasks with its scratch allocated once (an allocation
+    per task cost more than the arithmetic on small images); each task a
     contiguous slab of C/G*L values that stays in L1/L2 across its passes; the
     statistics loop over the flat slab (long loops vectorize even when L is 16);
     one-pass statistics, the sum and sum of squares of x - x[first] accumulated
@@ -124,146 +185,185 @@ def _gn_forward(x, G, wexp, bexp, eps, silu, y, mean, rstd):
     reassoc/contract only) so the sums vectorize; normalization and affine folded into one
     multiply-adds per value over the flat slab, with weight and bias expanded
     to one value per element (wexp, bexp: (C*L,)), done in x's dtype so the loop
-    vectorizes; SiLU applied in the same pass (no intermediate array).
+    vectorizes; SiLU (``fast``: float32, polynomial exp) in blocks of _EXP_BLOCK values that stay in L1: h written
+    to y, exp(-h) by the vectorized polynomial in ``_silu_parts`` (float32), then
+    y = h / (1 + exp(-h)) in place.
     """
     N, C, L = x.shape
     cpg = C // G
     m = cpg * L
+    T = N * G
     xg = x.reshape(N, G, m)  # a group's values are one contiguous slab
     yg = y.reshape(N, G, m)
-    # per-task scalars in x's dtype (scale, shift, 1), allocated once: an allocation
-    # inside the loop cost more than the arithmetic on small images
-    scratch = np.empty((N * G, 3), x.dtype)
-    for task in prange(N * G):
-        n = task // G
-        g = task - n * G
-        c0 = g * cpg
-        sc = scratch[task]
-        xs = xg[n, g]
-        # one pass: sums of d = x - x0, shifted by the slab's first value, in float64
-        # (var = E[d^2] - E[d]^2 then only cancels if |mean - x0| >> std * 1e7)
-        x0 = np.float64(xs[0])
-        s = 0.0
-        ss = 0.0
-        for i in range(m):
-            d = xs[i] - x0
-            s += d
-            ss += d * d
-        md = s / m
-        mu = x0 + md
-        var = max(ss / m - md * md, 0.0)
-        r = 1.0 / np.sqrt(var + eps)
-        mean[n, g] = mu
-        rstd[n, g] = r
-        # y = (x - mu) * r * weight[c] + bias[c], over the flat slab with the per-value
-        # weight / bias expanded once per call (so the loop is long and vectorizes)
-        sc[0] = r
-        sc[1] = -mu * r
-        sc[2] = 1.0
-        rr = sc[0]
-        mr = sc[1]
-        one = sc[2]
-        ys = yg[n, g]
-        # slices, not wexp[off + i]: an index numba cannot prove non-negative gets a
-        # wrap-around test that stops vectorization
-        we = wexp[c0 * L : c0 * L + m]
-        be = bexp[c0 * L : c0 * L + m]
-        if silu:
+    for chunk in prange(nchunks):
+        # per-chunk scratch: scalars in x's dtype (scale, shift, 1) and the SiLU block
+        sc = np.empty(3, x.dtype)
+        pbuf = np.empty(min(m, _EXP_BLOCK), x.dtype)
+        kbuf = np.empty(min(m, _EXP_BLOCK), np.int32)
+        kfbuf = kbuf.view(np.float32)
+        for task in range(chunk * T // nchunks, (chunk + 1) * T // nchunks):
+            n = task // G
+            g = task - n * G
+            c0 = g * cpg
+            xs = xg[n, g]
+            # one pass: sums of d = x - x0, shifted by the slab's first value, in float64
+            # (var = E[d^2] - E[d]^2 then only cancels if |mean - x0| >> std * 1e7)
+            x0 = np.float64(xs[0])
+            s = 0.0
+            ss = 0.0
             for i in range(m):
-                h = (xs[i] * rr + mr) * we[i] + be[i]
-                ys[i] = h / (one + np.exp(-h))
-        elif L >= 128:
-            # long channels: per-channel scale and shift, two streams instead of four
-            for c in range(c0, c0 + cpg):
-                sc[0] = r * wexp[c * L]
-                sc[1] = bexp[c * L] - mu * (r * wexp[c * L])
-                scale = sc[0]
-                shift = sc[1]
-                for l in range(L):
-                    y[n, c, l] = x[n, c, l] * scale + shift
-        else:
-            for i in range(m):
-                ys[i] = (xs[i] * rr + mr) * we[i] + be[i]
+                d = xs[i] - x0
+                s += d
+                ss += d * d
+            md = s / m
+            mu = x0 + md
+            var = max(ss / m - md * md, 0.0)
+            r = 1.0 / np.sqrt(var + eps)
+            mean[n, g] = mu
+            rstd[n, g] = r
+            # y = (x - mu) * r * weight[c] + bias[c], over the flat slab with the per-value
+            # weight / bias expanded once per call (so the loop is long and vectorizes)
+            sc[0] = r
+            sc[1] = -mu * r
+            sc[2] = 1.0
+            rr = sc[0]
+            mr = sc[1]
+            one = sc[2]
+            ys = yg[n, g]
+            # slices, not wexp[off + i]: an index numba cannot prove non-negative gets a
+            # wrap-around test that stops vectorization
+            we = wexp[c0 * L : c0 * L + m]
+            be = bexp[c0 * L : c0 * L + m]
+            if silu:
+                for j0 in range(0, m, _EXP_BLOCK):
+                    j1 = min(j0 + _EXP_BLOCK, m)
+                    nb = j1 - j0
+                    yb = ys[j0:j1]
+                    xb = xs[j0:j1]
+                    wb = we[j0:j1]
+                    bb = be[j0:j1]
+                    pb = pbuf[:nb]
+                    kb = kfbuf[:nb]
+                    _silu_parts(xb, rr, mr, wb, bb, fast, yb, pb, kbuf[:nb])
+                    for i in range(nb):
+                        yb[i] = yb[i] / (one + pb[i] * kb[i])
+            elif L >= 128:
+                # long channels: per-channel scale and shift, two streams instead of four
+                for c in range(c0, c0 + cpg):
+                    sc[0] = r * wexp[c * L]
+                    sc[1] = bexp[c * L] - mu * (r * wexp[c * L])
+                    scale = sc[0]
+                    shift = sc[1]
+                    for l in range(L):
+                        y[n, c, l] = x[n, c, l] * scale + shift
+            else:
+                for i in range(m):
+                    ys[i] = (xs[i] * rr + mr) * we[i] + be[i]
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _gn_backward(gy, x, mean, rstd, G, weight, bias, wexp, silu, dx, dwp, dbp):
+@njit(parallel=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _gn_backward(gy, x, mean, rstd, G, weight, wexp, bexp, silu, fast, nchunks, dx, dwp, dbp):
     """Fused GroupNorm (or GroupNorm + SiLU) backward over (N, C, L); dx, dwp, dbp written.
 
     dwp, dbp (N, C) float64 receive per-sample sums of gh * x_hat and gh, with
     gh = gy (or gy * silu'(h) when ``silu``); the caller sums them over n.
-    Optimizations: one prange task per (sample, group); pass 1 gathers the
+    Optimizations: one prange chunk per thread, a contiguous run of (sample,
+    group) tasks with its scratch allocated once; with SiLU, pass 0 writes gh
+    into dx over the flat slab in L1-sized blocks (h recomputed from x with the
+    expanded weight and bias, exp(-h) by the vectorized ``_silu_parts``), so the
+    sigmoid is evaluated once per value and vectorizes; pass 1 gathers the
     per-channel sums sum(gh) and sum(gh * x) in float64 (from which
     sum(gh * x_hat) = rstd * (sum(gh * x) - mean * sum(gh))) and the group sums;
     pass 2 writes dx = gh * w[c] * r + x * b + d over the flat slab (weight
-    expanded per value), one vectorizable multiply-add chain per value.  With SiLU, pass 1 stores gh into dx (still in cache), so
-    the sigmoid is evaluated once per value.
+    expanded per value), one vectorizable multiply-add chain per value.
     """
     N, C, L = x.shape
     cpg = C // G
     m = cpg * L
+    T = N * G
     xg = x.reshape(N, G, m)
     gg = gy.reshape(N, G, m)
     dg = dx.reshape(N, G, m)
-    scratch = np.empty((N * G, 5), x.dtype)  # per-task scalars in x's dtype
-    for task in prange(N * G):
-        n = task // G
-        g = task - n * G
-        c0 = g * cpg
-        sc = scratch[task]
-        mu = np.float64(mean[n, g])
-        r = np.float64(rstd[n, g])
-        s1 = 0.0
-        s2 = 0.0
-        for c in range(c0, c0 + cpg):
-            a = 0.0
-            b = 0.0
+    for chunk in prange(nchunks):
+        sc = np.empty(5, x.dtype)  # per-chunk scalars in x's dtype
+        pbuf = np.empty(min(m, _EXP_BLOCK), x.dtype)
+        kbuf = np.empty(min(m, _EXP_BLOCK), np.int32)
+        kfbuf = kbuf.view(np.float32)
+        for task in range(chunk * T // nchunks, (chunk + 1) * T // nchunks):
+            n = task // G
+            g = task - n * G
+            c0 = g * cpg
+            mu = np.float64(mean[n, g])
+            r = np.float64(rstd[n, g])
+            xs = xg[n, g]
+            ds = dg[n, g]
+            gs = gg[n, g]
+            we = wexp[c0 * L : c0 * L + m]
             if silu:
-                sc[0] = r * weight[c]
-                sc[1] = bias[c] - mu * (r * weight[c])
+                # pass 0: gh = gy * silu'(h) = gy * s * (1 + h * (1 - s)), s = sigmoid(h), into dx
+                sc[0] = r
+                sc[1] = -mu * r
                 sc[2] = 1.0
-                scale = sc[0]
-                shift = sc[1]
+                rr = sc[0]
+                mr = sc[1]
                 one = sc[2]
+                be = bexp[c0 * L : c0 * L + m]
+                for j0 in range(0, m, _EXP_BLOCK):
+                    j1 = min(j0 + _EXP_BLOCK, m)
+                    nb = j1 - j0
+                    db = ds[j0:j1]
+                    xb = xs[j0:j1]
+                    gb = gs[j0:j1]
+                    wb = we[j0:j1]
+                    bb = be[j0:j1]
+                    pb = pbuf[:nb]
+                    kb = kfbuf[:nb]
+                    _silu_parts(xb, rr, mr, wb, bb, fast, db, pb, kbuf[:nb])
+                    for i in range(nb):
+                        h = db[i]
+                        sg = one / (one + pb[i] * kb[i])
+                        db[i] = gb[i] * (sg * (one + h * (one - sg)))
+                gs = ds  # the rest is GroupNorm's backward with gy := gh
+            s1 = 0.0
+            s2 = 0.0
+            for c in range(cpg):
+                a = 0.0
+                b = 0.0
+                gc = gs[c * L : (c + 1) * L]
+                xc = xs[c * L : (c + 1) * L]
                 for l in range(L):
-                    h = x[n, c, l] * scale + shift
-                    sg = one / (one + np.exp(-h))
-                    gh = gy[n, c, l] * (sg * (one + h * (one - sg)))
-                    dx[n, c, l] = gh
-                    a += gh
-                    b += gh * x[n, c, l]
+                    a += gc[l]
+                    b += gc[l] * xc[l]
+                ghxh = r * (b - mu * a)
+                dbp[n, c0 + c] = a
+                dwp[n, c0 + c] = ghxh
+                s1 += weight[c0 + c] * a
+                s2 += weight[c0 + c] * ghxh
+            # dx = rstd * (gh*w - s1/m - x_hat * s2/m) = (gh * w) * r + x * kx + k0, flat
+            sc[0] = r
+            sc[3] = -r * r * s2 / m
+            sc[4] = mu * r * r * s2 / m - r * s1 / m
+            rr = sc[0]
+            bx = sc[3]
+            b0 = sc[4]
+            # with SiLU gh is dx itself: written as ds[i] = ds[i] ..., since LLVM's
+            # run-time overlap test fails for two names of one array and it then
+            # falls back to the scalar loop (2x slower)
+            if silu:
+                for i in range(m):
+                    ds[i] = ds[i] * we[i] * rr + xs[i] * bx + b0
+            elif L >= 128:
+                for c in range(cpg):
+                    sc[0] = r * weight[c0 + c]
+                    aw = sc[0]
+                    gc = gs[c * L : (c + 1) * L]
+                    xc = xs[c * L : (c + 1) * L]
+                    dc = ds[c * L : (c + 1) * L]
+                    for l in range(L):
+                        dc[l] = gc[l] * aw + xc[l] * bx + b0
             else:
-                for l in range(L):
-                    a += gy[n, c, l]
-                    b += gy[n, c, l] * x[n, c, l]
-            ghxh = r * (b - mu * a)
-            dbp[n, c] = a
-            dwp[n, c] = ghxh
-            s1 += weight[c] * a
-            s2 += weight[c] * ghxh
-        # dx = rstd * (gh*w - s1/m - x_hat * s2/m) = (gh * w) * r + x * kx + k0, flat
-        sc[0] = r
-        sc[3] = -r * r * s2 / m
-        sc[4] = mu * r * r * s2 / m - r * s1 / m
-        rr = sc[0]
-        bx = sc[3]
-        b0 = sc[4]
-        xs = xg[n, g]
-        gs = gg[n, g]
-        ds = dg[n, g]
-        we = wexp[c0 * L : c0 * L + m]
-        if silu:
-            for i in range(m):
-                ds[i] = ds[i] * we[i] * rr + xs[i] * bx + b0
-        elif L >= 128:
-            for c in range(c0, c0 + cpg):
-                sc[0] = r * weight[c]
-                aw = sc[0]
-                for l in range(L):
-                    dx[n, c, l] = gy[n, c, l] * aw + x[n, c, l] * bx + b0
-        else:
-            for i in range(m):
-                ds[i] = gs[i] * we[i] * rr + xs[i] * bx + b0
+                for i in range(m):
+                    ds[i] = gs[i] * we[i] * rr + xs[i] * bx + b0
 
 
 def _affine(weight, bias, C, dtype):
@@ -282,7 +382,8 @@ def _forward(x, num_groups, weight, bias, eps, silu):
     y = np.empty_like(x3)
     mean = np.empty((N, num_groups))
     rstd = np.empty((N, num_groups))
-    _gn_forward(x3, num_groups, wexp, bexp, float(eps), silu, y, mean, rstd)
+    nchunks = max(1, min(N * num_groups, get_num_threads()))
+    _gn_forward(x3, num_groups, wexp, bexp, float(eps), silu, x.dtype == np.float32, nchunks, y, mean, rstd)
     return y.reshape(x.shape), mean.astype(x.dtype), rstd.astype(x.dtype)
 
 
@@ -294,9 +395,13 @@ def _backward(gy, x, mean, rstd, num_groups, weight, bias, silu):
     dx = np.empty_like(x3)
     dwp = np.empty((N, C))
     dbp = np.empty((N, C))
-    wexp = np.repeat(w.astype(x.dtype), x3.shape[2])
+    L = x3.shape[2]
+    wexp = np.repeat(w.astype(x.dtype), L)
+    bexp = np.repeat(b.astype(x.dtype), L)
+    nchunks = max(1, min(N * num_groups, get_num_threads()))
     _gn_backward(
-        gy3, x3, np.ascontiguousarray(mean), np.ascontiguousarray(rstd), num_groups, w, b, wexp, silu, dx, dwp, dbp
+        gy3, x3, np.ascontiguousarray(mean), np.ascontiguousarray(rstd), num_groups, w, wexp, bexp, silu, x.dtype == np.float32, nchunks,
+        dx, dwp, dbp,
     )
     return dx.reshape(x.shape), dwp.sum(axis=0).astype(x.dtype), dbp.sum(axis=0).astype(x.dtype)
 

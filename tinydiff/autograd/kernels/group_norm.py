@@ -117,6 +117,8 @@ _LOG2E = np.float32(1.4426950408889634)
 _ROUND = np.float32(12582912.0)  # 1.5 * 2^23: (a + _ROUND) - _ROUND rounds a to an integer
 _LN2_HI = np.float32(0.693359375)  # 8 significant bits: k * _LN2_HI is exact
 _LN2_LO = np.float32(-2.12194440e-4)  # ln 2 - _LN2_HI
+_TWO23 = np.float32(8388608.0)  # 2^23: the float32 exponent field starts at bit 23
+_BIAS_BITS = np.float32(127 * 8388608.0)  # bits of 1.0, (127 << 23); exact in float32
 _EXP_HI = np.float32(88.0)  # exp(88) < 2^127 * 1.42: finite
 _EXP_LO = np.float32(-87.0)  # 2^-126, the smallest normal
 # minimax exp(r) ~ sum _Qj r^j on |r| <= ln2/2 (Remez, relative error 7.7e-8)
@@ -138,7 +140,8 @@ def _silu_parts(x, scale, shift, w, b, fast, h, p, two_k):
     k = round(t log2 e) (the 1.5 * 2^23 trick) and r = t - k ln2 (ln2 split in
     two, so k * _LN2_HI is exact), exp(r) by a degree-5 minimax polynomial on
     |r| <= ln2/2 (relative error 2e-7), and 2^k built from integer bits,
-    (k + 127) << 23, so every step is a vector instruction (numba has no
+    (k + 127) << 23 = k * 2^23 + 127 * 2^23 (exact in float32, so one FMA and one
+    conversion to int32), so every step is a vector instruction (numba has no
     scalar bitcast, hence the int32 output the caller reads back as float32).
     np.exp calls the scalar libm expf per value, which LLVM cannot vectorize
     (~10x slower).  t is clamped to [-87, 88]: 2^k stays a normal float32.
@@ -161,7 +164,7 @@ def _silu_parts(x, scale, shift, w, b, fast, h, p, two_k):
             q = q * r + _Q2
             q = q * r + _Q1
             p[i] = q * r + _Q0
-            two_k[i] = (np.int32(k) + np.int32(127)) << np.int32(23)
+            two_k[i] = np.int32(k * _TWO23 + _BIAS_BITS)  # (k + 127) << 23, one exact FMA
     else:
         for i in range(x.size):
             hi = (x[i] * scale + shift) * w[i] + b[i]

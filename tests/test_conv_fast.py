@@ -1,4 +1,4 @@
-"""The conv2d fast paths (1x1 GEMM, fused bias gradient, strided im2col) equal the NumPy twin.
+"""The conv2d fast paths (1x1 GEMM, fused bias gradient, channels-last im2col) equal the NumPy twin.
 
 ``tests/test_kernels.py`` holds the whole of ``conv2d_forward`` / ``conv2d_backward``
 to the twin on random problems; here each fast path is pinned down by the shapes
@@ -17,8 +17,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kernel_strategies import conv_cases
 from tinydiff.autograd.kernels import conv2d_backward, conv2d_backward_ref, conv2d_forward, conv2d_forward_ref
 from tinydiff.autograd.kernels.conv1x1 import conv1x1_backward, conv1x1_forward, conv1x1_split
+from tinydiff.autograd.kernels.conv2d import _nhwc_weight
+from tinydiff.autograd.kernels.im2col import _channel_block, im2col_nhwc_conv_backward, im2col_nhwc_conv_forward
 
 JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 NEEDS = [(True, True, True), (True, False, False), (False, True, False), (False, False, True),
@@ -110,6 +113,9 @@ PATH_SHAPES = [
     (3, 6, 5, 9, 8, 3, 2, 1),  # im2col, stride 2 (the U-Net's downsample)
     (2, 3, 4, 5, 6, 2, 2, 0),  # im2col, even kernel
     (2, 3, 4, 5, 6, 1, 2, 0),  # 1x1 with stride 2: im2col
+    (3, 9, 5, 9, 8, 3, 2, 1),  # channels-last im2col, odd sizes
+    (2, 8, 4, 6, 7, 2, 2, 0),  # channels-last im2col, even kernel
+    (1, 20, 3, 32, 32, 3, 2, 1),  # channels-last, 32x32 planes: transposes in blocks of 8 channels, 4 left over
     (1, 9, 6, 5, 4, 1, 1, 0),  # 1x1: one sample, rows split over threads
 ]
 
@@ -122,19 +128,57 @@ def test_every_conv_path_equals_ref_for_every_gradient_subset(n, c, o, h, w, k, 
     check_against_ref(x, wt, b, gy, s, p, scale, need)
 
 
+# --------------------------------------------------------------------------- channels-last im2col kernels
+
+
+@given(conv_cases(), st.integers(1, 3), st.integers(1, 3), st.sampled_from(NEEDS[:4]))
+def test_channels_last_im2col_kernels_equal_ref_for_any_problem(case, nw, nb, need):
+    # conv2d picks this path only for strided convs with >= 8 channels; the kernels themselves take any conv
+    x, w, gy = case.x, case.w, case.gy
+    (sh, sw), (ph, pw) = case.stride, case.padding
+    O, C, kh, kw = w.shape
+    b = case.b if case.b is not None else np.zeros(O, x.dtype)
+    scale = float(np.sqrt(w[0].size * gy.shape[0] * gy[0, 0].size))
+    y = np.empty(gy.shape, x.dtype)
+    im2col_nhwc_conv_forward(x, _nhwc_weight(w), b, kh, kw, sh, sw, ph, pw, y, nw, nb)
+    assert_close(y, conv2d_forward_ref(x, w, b, case.stride, case.padding), scale)
+    need_dx, need_dw, need_db = need
+    dx = np.empty_like(x)
+    dwp, dbp = np.zeros((nw, O, kh * kw * C)), np.zeros((nw, O))
+    im2col_nhwc_conv_backward(x, _nhwc_weight(w), gy, kh, kw, sh, sw, ph, pw, dx, dwp, dbp,
+                              need_dx, need_dw, need_db, nw, nb)
+    dx_ref, dw_ref, db_ref = conv2d_backward_ref(x, w, gy, case.stride, case.padding)
+    if need_dx:
+        assert_close(dx, dx_ref, scale)
+    if need_dw:
+        assert_close(dwp.sum(axis=0).reshape(O, kh, kw, C).transpose(0, 3, 1, 2).astype(x.dtype), dw_ref, scale)
+    if need_db:
+        assert_close(dbp.sum(axis=0).astype(x.dtype), db_ref, scale)
+
+
+def test_channel_block_keeps_at_most_8_aliasing_planes_per_cache_set():
+    assert _channel_block(32 * 32 * 4, 128) == 8  # 4 KB planes: all alias
+    assert _channel_block(16 * 16 * 4, 128) == 32  # 1 KB planes: 4 sets
+    assert _channel_block(14 * 14 * 4, 64) == 64  # 784 B planes: no blocking needed
+    assert _channel_block(32 * 32 * 4, 3) == 3
+
+
 # --------------------------------------------------------------------------- numba cache
 
 
 @pytest.mark.skipif(JIT_DISABLED, reason="no compilation when the JIT is disabled")
-def test_conv1x1_kernels_load_from_the_cache_in_a_second_process():
+def test_1x1_and_channels_last_kernels_load_from_the_cache_in_a_second_process():
     code = (
         "import numpy as np\n"
         "from numba.core.registry import CPUDispatcher\n"
         "import tinydiff.autograd.kernels.conv2d as c, tinydiff.autograd.kernels.conv1x1 as m\n"
-        "x = np.ones((2, 4, 3, 3), np.float32); w = np.ones((4, 4, 1, 1), np.float32)\n"
-        "y = c.conv2d_forward(x, w, np.ones(4, np.float32), (1, 1), (0, 0))\n"
-        "c.conv2d_backward(x, w, y, (1, 1), (0, 0))\n"
-        "ds = [v for v in vars(m).values() if isinstance(v, CPUDispatcher) and v.signatures]\n"
+        "import tinydiff.autograd.kernels.im2col as i\n"
+        "x = np.ones((2, 8, 6, 6), np.float32)\n"
+        "for k, s, p in ((1, 1, 0), (3, 2, 1)):\n"
+        "    w = np.ones((8, 8, k, k), np.float32)\n"
+        "    y = c.conv2d_forward(x, w, np.ones(8, np.float32), (s, s), (p, p))\n"
+        "    c.conv2d_backward(x, w, y, (s, s), (p, p))\n"
+        "ds = [v for mod in (m, i) for v in vars(mod).values() if isinstance(v, CPUDispatcher) and v.signatures]\n"
         "assert ds\n"
         "print(sum(sum(d.stats.cache_misses.values()) for d in ds))\n"
     )

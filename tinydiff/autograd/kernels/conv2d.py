@@ -18,7 +18,12 @@ The fast path picks its algorithm by shape (chosen by measurement, see
   input gradient is the stride-1 conv of gy with the flipped, transposed weights.
 * 1x1, stride 1, no padding: one GEMM per sample on the NCHW arrays as they are
   (``conv1x1.py``), no im2col copy; bias gradient fused into the backward.
-* everything else: im2col + GEMM per block of samples (``im2col.py``).
+* strided convs with a kernel larger than 1x1 and >= 8 input channels (the U-Net's
+  downsampling 3x3, stride 2): channels-last im2col + GEMM (``im2col.py``), whose
+  patch copies are contiguous C-long runs instead of strided gathers of Wo floats
+  (3x3 stride 2 (64,64,14,14), forward + backward: 15.3 -> 10.1 ms at 1 thread).
+* everything else: NCHW im2col + GEMM per block of samples (``im2col.py``);
+  measured faster than channels-last for stride 1, 1x1 kernels and few channels.
 
 Buffers: every returned array is freshly allocated and owned by the caller;
 the kernels keep no state between calls.  Arrays: x, w, b share one dtype
@@ -33,7 +38,12 @@ from numba import njit, prange
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .conv1x1 import conv1x1_backward, conv1x1_forward, conv1x1_split
-from .im2col import im2col_conv_backward, im2col_conv_forward
+from .im2col import (
+    im2col_conv_backward,
+    im2col_conv_forward,
+    im2col_nhwc_conv_backward,
+    im2col_nhwc_conv_forward,
+)
 from .threads import ensure_blas_policy, get_num_threads
 from .winograd import (
     weight_grad_inverse_transform,
@@ -120,6 +130,16 @@ def _use_1x1(w_shape, stride, padding):
     return w_shape[2] == 1 and w_shape[3] == 1 and stride == (1, 1) and padding == (0, 0)
 
 
+def _use_channels_last(w_shape, stride):
+    return stride != (1, 1) and w_shape[2] * w_shape[3] > 1 and w_shape[1] >= 8
+
+
+def _nhwc_weight(w):
+    """w2[o, (i*kw + j)*C + c] = w[o, c, i, j]: the weight in the channels-last patch order."""
+    O, C, kh, kw = w.shape
+    return np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(O, kh * kw * C)
+
+
 def _winograd_rows_per_block(c_in, c_out, tw):
     """Tile rows per GEMM block: ~128 tiles (measured best: an efficient GEMM whose
     V and M blocks stay in L2), at least one row."""
@@ -167,6 +187,9 @@ def conv2d_forward(x, w, b, stride, padding):
     elif _use_winograd(w.shape, stride, padding):
         U = weight_transform(w)
         winograd_conv3x3(x, U, b, has_bias, padding[0], y, nw, _winograd_rows_per_block(C, O, (y.shape[3] + 1) // 2))
+    elif _use_channels_last(w.shape, stride):
+        nb = _im2col_samples_per_block(x.shape[0], nw, y.shape[2] * y.shape[3])
+        im2col_nhwc_conv_forward(x, _nhwc_weight(w), b, kh, kw, stride[0], stride[1], padding[0], padding[1], y, nw, nb)
     else:
         w2 = w.reshape(O, C * kh * kw)
         nb = _im2col_samples_per_block(x.shape[0], nw, y.shape[2] * y.shape[3])
@@ -217,6 +240,18 @@ def conv2d_backward(x, w, gy, stride, padding, need_dx=True, need_dw=True, need_
             dUp = np.zeros((nw, 16, O, C))
             winograd_conv3x3_dw(x, gy, padding[0], dUp, fuse_db, dbp, nw, rpb)
             dw = weight_grad_inverse_transform(dUp.sum(axis=0), x)
+    elif _use_channels_last(w.shape, stride):
+        nb = _im2col_samples_per_block(N, nw, gy.shape[2] * gy.shape[3])
+        dxa = np.empty_like(x) if need_dx else np.empty((1, 1, 1, 1), x.dtype)
+        dwp = np.zeros((nw, O, kh * kw * C)) if need_dw else np.zeros((1, 1, 1))
+        im2col_nhwc_conv_backward(
+            x, _nhwc_weight(w), gy, kh, kw, stride[0], stride[1], padding[0], padding[1],
+            dxa, dwp, dbp, need_dx, need_dw, fuse_db, nw, nb,
+        )
+        if need_dx:
+            dx = dxa
+        if need_dw:
+            dw = np.ascontiguousarray(dwp.sum(axis=0).reshape(O, kh, kw, C).transpose(0, 3, 1, 2)).astype(x.dtype)
     else:
         w2T = np.ascontiguousarray(w.reshape(O, C * kh * kw).T)
         nb = _im2col_samples_per_block(N, nw, gy.shape[2] * gy.shape[3])

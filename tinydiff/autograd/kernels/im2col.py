@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["im2col_conv_forward", "im2col_conv_backward"]
+__all__ = ["im2col_conv_forward", "im2col_conv_backward", "im2col_nhwc_conv_forward", "im2col_nhwc_conv_backward"]
 
 
 @njit(cache=True)
@@ -163,3 +163,185 @@ def im2col_conv_backward(x, w2T, gy, kh, kw, sh, sw, ph, pw, dx, dwp, dbp, need_
                                     base = s * P + oh * Wo
                                     for ow in range(ow_lo, ow_hi):
                                         dx[n, c, ih, ow * sw + off] += cols[row, base + ow]
+
+
+# --------------------------------------------------------------------------- channels-last variant
+#
+# The NCHW ``cols`` above is filled by copying rows of Wo floats (strided for
+# stride 2): short, gathered copies that cost as much as the GEMM.  The
+# channels-last variant first transposes each block of samples to a zero-padded
+# (nb, H + 2ph, W + 2pw, C) buffer; the transposed patch matrix
+#
+#     colsT[s*Ho*Wo + oh*Wo + ow, (i*kw + j)*C + c] = x_padded[n0+s, c, oh*sh + i, ow*sw + j]
+#
+# is then filled by copies of C contiguous floats, with no bounds tests (the
+# padding is in the buffer).  The weight is reshaped to match:
+# w2[o, (i*kw + j)*C + c] = w[o, c, i, j].  A partial last block simply uses the
+# first cnt*Ho*Wo rows of colsT (a contiguous slice), so nothing is zero-filled.
+
+
+@njit(cache=True)
+def _channel_block(plane_bytes, C):
+    """Channels per block in the NCHW <-> NHWC copies: at most 8 x's planes per L1 set.
+
+    Walking a (h, w) position down the channels touches one cache line per plane;
+    planes 4 KB apart (a 32x32 float32 plane) all map to the same L1 set, and with
+    8 ways those lines evict each other before their next float is used (measured
+    3x slower).  Planes ``plane_bytes`` apart spread over 4096 / gcd(plane_bytes,
+    4096) sets, so blocks of 8 times that many channels stay resident.
+    """
+    a, b = plane_bytes, 4096
+    while b:
+        a, b = b, a % b
+    return min(C, 8 * (4096 // a))
+
+
+@njit(cache=True)
+def _to_padded_nhwc(x, n0, cnt, ph, pw, xb):
+    """xb[s, ph + h, pw + w, c] = x[n0 + s, c, h, w] for s < cnt (xb's border is left as it is: zero).
+
+    Contiguous stores along c, in channel blocks (``_channel_block``)."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    tc = _channel_block(H * W * x.itemsize, C)
+    for s in range(cnt):
+        for c0 in range(0, C, tc):
+            c1 = min(C, c0 + tc)
+            for h in range(H):
+                for w in range(W):
+                    for c in range(c0, c1):
+                        xb[s, ph + h, pw + w, c] = x[n0 + s, c, h, w]
+
+
+@njit(cache=True)
+def _from_padded_nhwc(dxb, n0, cnt, ph, pw, dx):
+    """dx[n0 + s, c, h, w] = dxb[s, ph + h, pw + w, c] for s < cnt, in channel blocks as ``_to_padded_nhwc``."""
+    C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
+    tc = _channel_block(H * W * dx.itemsize, C)
+    for s in range(cnt):
+        for c0 in range(0, C, tc):
+            c1 = min(C, c0 + tc)
+            for h in range(H):
+                for w in range(W):
+                    for c in range(c0, c1):
+                        dx[n0 + s, c, h, w] = dxb[s, ph + h, pw + w, c]
+
+
+@njit(cache=True)
+def _fill_cols_nhwc(xb, cnt, kh, kw, sh, sw, Ho, Wo, colsT):
+    """colsT[s*Ho*Wo + oh*Wo + ow, (i*kw + j)*C + c] = xb[s, oh*sh + i, ow*sw + j, c]."""
+    C = xb.shape[3]
+    for s in range(cnt):
+        for oh in range(Ho):
+            for ow in range(Wo):
+                r = (s * Ho + oh) * Wo + ow
+                for i in range(kh):
+                    for j in range(kw):
+                        k0 = (i * kw + j) * C
+                        ih = oh * sh + i
+                        iw = ow * sw + j
+                        for c in range(C):
+                            colsT[r, k0 + c] = xb[s, ih, iw, c]
+
+
+@njit(parallel=True, cache=True)
+def im2col_nhwc_conv_forward(x, w2, b, kh, kw, sh, sw, ph, pw, y, nw, nb):
+    """y = conv2d(x, w) + b via channels-last im2col and one GEMM per block of ``nb`` samples.
+
+    w2 (O, kh*kw*C) is the weight in (i, j, c) column order (see above); y
+    (N, O, Ho, Wo) is written in place.
+    Optimizations: the patch matrix is filled by contiguous C-long copies from a
+    thread-private zero-padded channels-last block (no bounds tests, no strided
+    gathers, also for stride 2); thread-private cache-sized buffers; single-threaded
+    BLAS per numba thread; bias added while copying the GEMM block out.
+    """
+    N, C, H, W = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+    O, K = w2.shape[0], w2.shape[1]
+    Ho, Wo = y.shape[2], y.shape[3]
+    P = Ho * Wo
+    y3 = y.reshape(N, O, P)
+    nblocks = (N + nb - 1) // nb
+    per = (nblocks + nw - 1) // nw
+    for wk in prange(nw):
+        xb = np.zeros((nb, H + 2 * ph, W + 2 * pw, C), x.dtype)
+        colsT = np.empty((nb * P, K), x.dtype)
+        out = np.empty(O * nb * P, x.dtype)
+        for blk in range(wk * per, min(nblocks, (wk + 1) * per)):
+            n0 = blk * nb
+            cnt = min(nb, N - n0)
+            m = cnt * P
+            _to_padded_nhwc(x, n0, cnt, ph, pw, xb)
+            _fill_cols_nhwc(xb, cnt, kh, kw, sh, sw, Ho, Wo, colsT)
+            o2 = out[: O * m].reshape(O, m)
+            np.dot(w2, colsT[:m].T, o2)
+            for s in range(cnt):
+                for o in range(O):
+                    bo = b[o]
+                    for p in range(P):
+                        y3[n0 + s, o, p] = o2[o, s * P + p] + bo
+
+
+@njit(parallel=True, cache=True, fastmath={"reassoc"})
+def im2col_nhwc_conv_backward(x, w2, gy, kh, kw, sh, sw, ph, pw, dx, dwp, dbp, need_dx, need_dw, need_db, nw, nb):
+    """Input, weight and bias gradients of conv2d via channels-last im2col / col2im.
+
+    w2 (O, kh*kw*C) as in the forward; dx (N, C, H, W) is written in place (every
+    sample once, no zeroing needed); dwp (nw, O, kh*kw*C) and dbp (nw, O), float64,
+    zeroed, receive per-thread partial weight and bias gradients.
+        dw   += gY_block (O, m) @ colsT (m, K)
+        dcolsT = gY_block^T @ w2 (m, K)  -> scatter-add into a padded channels-last
+                 block (contiguous C-long adds), transposed into dx
+    Optimizations: as in the forward; thread-private accumulators and dx blocks,
+    so no atomics; the bias gradient summed from each gy row as it is copied into
+    the GEMM block (reassociation allowed for that sum, the only reduction loop).
+    """
+    N, C, H, W = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+    O, K = w2.shape[0], w2.shape[1]
+    Ho, Wo = gy.shape[2], gy.shape[3]
+    P = Ho * Wo
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    gy3 = gy.reshape(N, O, P)
+    nblocks = (N + nb - 1) // nb
+    per = (nblocks + nw - 1) // nw
+    for wk in prange(nw):
+        xb = np.zeros((nb, Hp, Wp, C) if need_dw else (1, 1, 1, 1), x.dtype)
+        dxb = np.empty((nb, Hp, Wp, C) if need_dx else (1, 1, 1, 1), x.dtype)
+        colsT = np.empty((nb * P, K), x.dtype)
+        g = np.empty(O * nb * P, x.dtype)
+        tmp = np.empty((O, K), x.dtype)
+        for blk in range(wk * per, min(nblocks, (wk + 1) * per)):
+            n0 = blk * nb
+            cnt = min(nb, N - n0)
+            m = cnt * P
+            g2 = g[: O * m].reshape(O, m)
+            for o in range(O):
+                for s in range(cnt):
+                    for p in range(P):
+                        g2[o, s * P + p] = gy3[n0 + s, o, p]
+                if need_db:
+                    acc = 0.0
+                    for q in range(m):
+                        acc += g2[o, q]
+                    dbp[wk, o] += acc
+            if need_dw:
+                _to_padded_nhwc(x, n0, cnt, ph, pw, xb)
+                _fill_cols_nhwc(xb, cnt, kh, kw, sh, sw, Ho, Wo, colsT)
+                np.dot(g2, colsT[:m], tmp)
+                for o in range(O):
+                    for k in range(K):
+                        dwp[wk, o, k] += tmp[o, k]
+            if need_dx:
+                dcT = colsT[:m]
+                np.dot(g2.T, w2, dcT)
+                dxb[:cnt] = 0
+                for s in range(cnt):
+                    for oh in range(Ho):
+                        for ow in range(Wo):
+                            r = (s * Ho + oh) * Wo + ow
+                            for i in range(kh):
+                                for j in range(kw):
+                                    k0 = (i * kw + j) * C
+                                    ih = oh * sh + i
+                                    iw = ow * sw + j
+                                    for c in range(C):
+                                        dxb[s, ih, iw, c] += dcT[r, k0 + c]
+                _from_padded_nhwc(dxb, n0, cnt, ph, pw, dx)

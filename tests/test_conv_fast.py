@@ -16,12 +16,25 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from kernel_strategies import conv_cases
-from tinydiff.autograd.kernels import conv2d_backward, conv2d_backward_ref, conv2d_forward, conv2d_forward_ref
-from tinydiff.autograd.kernels.conv1x1 import conv1x1_backward, conv1x1_forward, conv1x1_split
+
+from tinydiff.autograd.kernels import (
+    conv2d_backward,
+    conv2d_backward_ref,
+    conv2d_forward,
+    conv2d_forward_ref,
+)
+from tinydiff.autograd.kernels.conv1x1 import (
+    conv1x1_backward,
+    conv1x1_forward,
+    conv1x1_split,
+)
 from tinydiff.autograd.kernels.conv2d import _nhwc_weight
-from tinydiff.autograd.kernels.im2col import _channel_block, im2col_nhwc_conv_backward, im2col_nhwc_conv_forward
+from tinydiff.autograd.kernels.im2col import (
+    _channel_block,
+    im2col_nhwc_conv_backward,
+    im2col_nhwc_conv_forward,
+)
 
 JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 NEEDS = [(True, True, True), (True, False, False), (False, True, False), (False, False, True),

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["conv1x1_forward", "conv1x1_backward", "conv1x1_split"]
+__all__ = ["conv1x1_backward", "conv1x1_forward", "conv1x1_split"]
 
 
 def conv1x1_split(n, nw):

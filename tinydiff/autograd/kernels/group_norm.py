@@ -173,8 +173,24 @@ def _silu_parts(x, scale, shift, w, b, fast, h, p, two_k):
             two_k[i] = np.int32(127 << 23)
 
 
+@njit(cache=True)
+def _expand(v, L, x, needed):
+    """v (C,) repeated L times each, in x's dtype: (C * L,), or (0,) when not ``needed``.
+
+    Built inside the kernels (C * L values, serial): cheaper than np.repeat and
+    astype calls in the wrapper on small images, and skipped for long channels.
+    """
+    C = v.size
+    out = np.empty(C * L if needed else 0, x.dtype)
+    if needed:
+        for c in range(C):
+            for l in range(L):
+                out[c * L + l] = v[c]
+    return out
+
+
 @njit(parallel=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
-def _gn_forward(x, G, wexp, bexp, eps, silu, fast, nchunks, y, mean, rstd):
+def _gn_forward(x, G, weight, bias, eps, silu, fast, nchunks, y, mean, rstd):
     """GroupNorm (then SiLU if ``silu``) forward over x (N, C, L); y, mean, rstd written in place.
 
     Optimizations: one prange chunk per thread (``nchunks``), each a contiguous
@@ -187,7 +203,7 @@ def _gn_forward(x, G, wexp, bexp, eps, silu, fast, nchunks, y, mean, rstd):
     any realistic data), with reassociation allowed (``fastmath``
     reassoc/contract only) so the sums vectorize; normalization and affine folded into one
     multiply-adds per value over the flat slab, with weight and bias expanded
-    to one value per element (wexp, bexp: (C*L,)), done in x's dtype so the loop
+    to one value per element (wexp, bexp: (C*L,), built here only when used), done in x's dtype so the loop
     vectorizes; SiLU (``fast``: float32, polynomial exp) in blocks of _EXP_BLOCK values that stay in L1: h written
     to y, exp(-h) by the vectorized polynomial in ``_silu_parts`` (float32), then
     y = h / (1 + exp(-h)) in place.
@@ -198,6 +214,9 @@ def _gn_forward(x, G, wexp, bexp, eps, silu, fast, nchunks, y, mean, rstd):
     T = N * G
     xg = x.reshape(N, G, m)  # a group's values are one contiguous slab
     yg = y.reshape(N, G, m)
+    flat = silu or L < 128  # short channels (and SiLU) loop over the flat slab
+    wexp = _expand(weight, L, x, flat)
+    bexp = _expand(bias, L, x, flat)
     for chunk in prange(nchunks):
         # per-chunk scratch: scalars in x's dtype (scale, shift, 1) and the SiLU block
         sc = np.empty(3, x.dtype)
@@ -235,9 +254,9 @@ def _gn_forward(x, G, wexp, bexp, eps, silu, fast, nchunks, y, mean, rstd):
             ys = yg[n, g]
             # slices, not wexp[off + i]: an index numba cannot prove non-negative gets a
             # wrap-around test that stops vectorization
-            we = wexp[c0 * L : c0 * L + m]
-            be = bexp[c0 * L : c0 * L + m]
             if silu:
+                we = wexp[c0 * L : c0 * L + m]
+                be = bexp[c0 * L : c0 * L + m]
                 for j0 in range(0, m, _EXP_BLOCK):
                     j1 = min(j0 + _EXP_BLOCK, m)
                     nb = j1 - j0
@@ -253,23 +272,26 @@ def _gn_forward(x, G, wexp, bexp, eps, silu, fast, nchunks, y, mean, rstd):
             elif L >= 128:
                 # long channels: per-channel scale and shift, two streams instead of four
                 for c in range(c0, c0 + cpg):
-                    sc[0] = r * wexp[c * L]
-                    sc[1] = bexp[c * L] - mu * (r * wexp[c * L])
+                    sc[0] = r * weight[c]
+                    sc[1] = bias[c] - mu * (r * weight[c])
                     scale = sc[0]
                     shift = sc[1]
                     for l in range(L):
                         y[n, c, l] = x[n, c, l] * scale + shift
             else:
+                we = wexp[c0 * L : c0 * L + m]
+                be = bexp[c0 * L : c0 * L + m]
                 for i in range(m):
                     ys[i] = (xs[i] * rr + mr) * we[i] + be[i]
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
-def _gn_backward(gy, x, mean, rstd, G, weight, wexp, bexp, silu, fast, nchunks, dx, dwp, dbp):
-    """Fused GroupNorm (or GroupNorm + SiLU) backward over (N, C, L); dx, dwp, dbp written.
+def _gn_backward(gy, x, mean, rstd, G, weight, bias, silu, fast, nchunks, dx, dweight, dbias):
+    """Fused GroupNorm (or GroupNorm + SiLU) backward over (N, C, L); dx, dweight, dbias written.
 
-    dwp, dbp (N, C) float64 receive per-sample sums of gh * x_hat and gh, with
-    gh = gy (or gy * silu'(h) when ``silu``); the caller sums them over n.
+    dweight, dbias (C,) receive the sums over n and l of gh * x_hat and gh, with
+    gh = gy (or gy * silu'(h) when ``silu``), accumulated in float64 per chunk
+    (dwp, dbp: (nchunks, C)) and added up after the parallel loop.
     Optimizations: one prange chunk per thread, a contiguous run of (sample,
     group) tasks with its scratch allocated once; with SiLU, pass 0 writes gh
     into dx over the flat slab in L1-sized blocks (h recomputed from x with the
@@ -287,6 +309,11 @@ def _gn_backward(gy, x, mean, rstd, G, weight, wexp, bexp, silu, fast, nchunks, 
     xg = x.reshape(N, G, m)
     gg = gy.reshape(N, G, m)
     dg = dx.reshape(N, G, m)
+    flat = silu or L < 128
+    wexp = _expand(weight, L, x, flat)
+    bexp = _expand(bias, L, x, silu)
+    dwp = np.zeros((nchunks, C))
+    dbp = np.zeros((nchunks, C))
     for chunk in prange(nchunks):
         sc = np.empty(5, x.dtype)  # per-chunk scalars in x's dtype
         pbuf = np.empty(min(m, _EXP_BLOCK), x.dtype)
@@ -301,7 +328,7 @@ def _gn_backward(gy, x, mean, rstd, G, weight, wexp, bexp, silu, fast, nchunks, 
             xs = xg[n, g]
             ds = dg[n, g]
             gs = gg[n, g]
-            we = wexp[c0 * L : c0 * L + m]
+            we = wexp[c0 * L : c0 * L + m]  # empty when not flat
             if silu:
                 # pass 0: gh = gy * silu'(h) = gy * s * (1 + h * (1 - s)), s = sigmoid(h), into dx
                 sc[0] = r
@@ -338,8 +365,8 @@ def _gn_backward(gy, x, mean, rstd, G, weight, wexp, bexp, silu, fast, nchunks, 
                     a += gc[l]
                     b += gc[l] * xc[l]
                 ghxh = r * (b - mu * a)
-                dbp[n, c0 + c] = a
-                dwp[n, c0 + c] = ghxh
+                dbp[chunk, c0 + c] += a
+                dwp[chunk, c0 + c] += ghxh
                 s1 += weight[c0 + c] * a
                 s2 += weight[c0 + c] * ghxh
             # dx = rstd * (gh*w - s1/m - x_hat * s2/m) = (gh * w) * r + x * kx + k0, flat
@@ -367,6 +394,14 @@ def _gn_backward(gy, x, mean, rstd, G, weight, wexp, bexp, silu, fast, nchunks, 
             else:
                 for i in range(m):
                     ds[i] = gs[i] * we[i] * rr + xs[i] * bx + b0
+    for c in range(C):
+        sw = 0.0
+        sb = 0.0
+        for k in range(nchunks):
+            sw += dwp[k, c]
+            sb += dbp[k, c]
+        dweight[c] = sw
+        dbias[c] = sb
 
 
 def _affine(weight, bias, C, dtype):
@@ -379,15 +414,12 @@ def _forward(x, num_groups, weight, bias, eps, silu):
     x3 = _as_ncl(x)
     N, C, _ = x3.shape
     w, b = _affine(weight, bias, C, x.dtype)
-    L = x3.shape[2]
-    wexp = np.repeat(w.astype(x.dtype), L)
-    bexp = np.repeat(b.astype(x.dtype), L)
     y = np.empty_like(x3)
-    mean = np.empty((N, num_groups))
-    rstd = np.empty((N, num_groups))
+    mean = np.empty((N, num_groups), x.dtype)
+    rstd = np.empty((N, num_groups), x.dtype)
     nchunks = max(1, min(N * num_groups, get_num_threads()))
-    _gn_forward(x3, num_groups, wexp, bexp, float(eps), silu, x.dtype == np.float32, nchunks, y, mean, rstd)
-    return y.reshape(x.shape), mean.astype(x.dtype), rstd.astype(x.dtype)
+    _gn_forward(x3, num_groups, w, b, float(eps), silu, x.dtype == np.float32, nchunks, y, mean, rstd)
+    return y.reshape(x.shape), mean, rstd
 
 
 def _backward(gy, x, mean, rstd, num_groups, weight, bias, silu):
@@ -396,17 +428,14 @@ def _backward(gy, x, mean, rstd, num_groups, weight, bias, silu):
     N, C, _ = x3.shape
     w, b = _affine(weight, bias, C, x.dtype)
     dx = np.empty_like(x3)
-    dwp = np.empty((N, C))
-    dbp = np.empty((N, C))
-    L = x3.shape[2]
-    wexp = np.repeat(w.astype(x.dtype), L)
-    bexp = np.repeat(b.astype(x.dtype), L)
+    dweight = np.empty(C, x.dtype)
+    dbias = np.empty(C, x.dtype)
     nchunks = max(1, min(N * num_groups, get_num_threads()))
-    _gn_backward(
-        gy3, x3, np.ascontiguousarray(mean), np.ascontiguousarray(rstd), num_groups, w, wexp, bexp, silu, x.dtype == np.float32, nchunks,
-        dx, dwp, dbp,
-    )
-    return dx.reshape(x.shape), dwp.sum(axis=0).astype(x.dtype), dbp.sum(axis=0).astype(x.dtype)
+    mean = np.ascontiguousarray(mean)
+    rstd = np.ascontiguousarray(rstd)
+    fast = x.dtype == np.float32
+    _gn_backward(gy3, x3, mean, rstd, num_groups, w, b, silu, fast, nchunks, dx, dweight, dbias)
+    return dx.reshape(x.shape), dweight, dbias
 
 
 def group_norm_forward(x, num_groups, weight, bias, eps):

@@ -290,8 +290,10 @@ def _gn_backward(gy, x, mean, rstd, G, weight, bias, silu, fast, nchunks, dx, dw
     """Fused GroupNorm (or GroupNorm + SiLU) backward over (N, C, L); dx, dweight, dbias written.
 
     dweight, dbias (C,) receive the sums over n and l of gh * x_hat and gh, with
-    gh = gy (or gy * silu'(h) when ``silu``), accumulated in float64 per chunk
-    (dwp, dbp: (nchunks, C)) and added up after the parallel loop.
+    gh = gy (or gy * silu'(h) when ``silu``): per-sample float64 sums (dwp, dbp:
+    (N, C); a task writes only its own sample's row, so the threads share no
+    cache line but at a chunk boundary, unlike per-chunk rows that every task
+    updates) added up over n after the parallel loop.
     Optimizations: one prange chunk per thread, a contiguous run of (sample,
     group) tasks with its scratch allocated once; with SiLU, pass 0 writes gh
     into dx over the flat slab in L1-sized blocks (h recomputed from x with the
@@ -312,8 +314,8 @@ def _gn_backward(gy, x, mean, rstd, G, weight, bias, silu, fast, nchunks, dx, dw
     flat = silu or L < 128
     wexp = _expand(weight, L, x, flat)
     bexp = _expand(bias, L, x, silu)
-    dwp = np.zeros((nchunks, C))
-    dbp = np.zeros((nchunks, C))
+    dwp = np.empty((N, C))
+    dbp = np.empty((N, C))
     for chunk in prange(nchunks):
         sc = np.empty(5, x.dtype)  # per-chunk scalars in x's dtype
         pbuf = np.empty(min(m, _EXP_BLOCK), x.dtype)
@@ -365,8 +367,8 @@ def _gn_backward(gy, x, mean, rstd, G, weight, bias, silu, fast, nchunks, dx, dw
                     a += gc[l]
                     b += gc[l] * xc[l]
                 ghxh = r * (b - mu * a)
-                dbp[chunk, c0 + c] += a
-                dwp[chunk, c0 + c] += ghxh
+                dbp[n, c0 + c] = a
+                dwp[n, c0 + c] = ghxh
                 s1 += weight[c0 + c] * a
                 s2 += weight[c0 + c] * ghxh
             # dx = rstd * (gh*w - s1/m - x_hat * s2/m) = (gh * w) * r + x * kx + k0, flat
@@ -394,14 +396,15 @@ def _gn_backward(gy, x, mean, rstd, G, weight, bias, silu, fast, nchunks, dx, dw
             else:
                 for i in range(m):
                     ds[i] = gs[i] * we[i] * rr + xs[i] * bx + b0
+    sw = dwp[0].copy()
+    sb = dbp[0].copy()
+    for n in range(1, N):
+        for c in range(C):
+            sw[c] += dwp[n, c]
+            sb[c] += dbp[n, c]
     for c in range(C):
-        sw = 0.0
-        sb = 0.0
-        for k in range(nchunks):
-            sw += dwp[k, c]
-            sb += dbp[k, c]
-        dweight[c] = sw
-        dbias[c] = sb
+        dweight[c] = sw[c]
+        dbias[c] = sb[c]
 
 
 def _affine(weight, bias, C, dtype):

@@ -94,6 +94,7 @@ SHAPES = [
     ((3, 16, 10, 10), 2),  # slab 800 > one SiLU block, not a multiple of it; L < 128
     ((2, 8, 16, 16), 4),  # L = 256: the long-channel loops
     ((5, 6, 4, 4), 3),  # short channels, L = 16
+    ((17, 8, 3, 3), 4),  # short channels: per-position sums over many samples per chunk
     ((2, 4, 7), 2),  # 1-D positions, L = 7
     ((1, 2, 1, 1), 1),  # one task, one value per channel
 ]

@@ -290,17 +290,28 @@ def _gn_backward(gy, x, mean, rstd, G, weight, bias, silu, fast, nchunks, dx, dw
     """Fused GroupNorm (or GroupNorm + SiLU) backward over (N, C, L); dx, dweight, dbias written.
 
     dweight, dbias (C,) receive the sums over n and l of gh * x_hat and gh, with
-    gh = gy (or gy * silu'(h) when ``silu``): per-sample float64 sums (dwp, dbp:
-    (N, C); a task writes only its own sample's row, so the threads share no
-    cache line but at a chunk boundary, unlike per-chunk rows that every task
-    updates) added up over n after the parallel loop.
+    gh = gy (or gy * silu'(h) when ``silu``): float64 rows (dwp, dbp) added up
+    after the parallel loop; for long channels (L >= 128) per-sample rows (N, C)
+    (a task writes only its own sample's row, so the threads share no cache
+    line but at a chunk boundary, unlike per-chunk rows that every task
+    updates), for short channels per-chunk rows (nchunks, C), each written once
+    at the end of its chunk.
     Optimizations: one prange chunk per thread, a contiguous run of (sample,
     group) tasks with its scratch allocated once; with SiLU, pass 0 writes gh
     into dx over the flat slab in L1-sized blocks (h recomputed from x with the
     expanded weight and bias, exp(-h) by the vectorized ``_silu_parts``), so the
-    sigmoid is evaluated once per value and vectorizes; pass 1 gathers the
-    per-channel sums sum(gh) and sum(gh * x) in float64 (from which
+    sigmoid is evaluated once per value and vectorizes; pass 1, long channels:
+    the per-channel sums sum(gh) and sum(gh * x) in float64 (from which
     sum(gh * x_hat) = rstd * (sum(gh * x) - mean * sum(gh))) and the group sums;
+    pass 1, short channels (L < 128, where per-channel loops of 16-64 values
+    spent their time in loop set-up and horizontal reductions: ~45% of the
+    backward on 7x7 images): one flat loop over the slab that adds gh and
+    gh * x_hat (x_hat = x * r - mean * r, in x's dtype) into per-chunk,
+    per-position accumulators (acc_b, acc_w: (C * L,) in x's dtype, one slab
+    per group, summed over the chunk's samples and reduced per channel in
+    float64 once per chunk) and accumulates the group sums of gh * w and
+    gh * w * x_hat in float64 (two horizontal reductions per task instead of
+    two per channel; backward -20% on (64, 64, 7, 7) and (128, 64, 4, 4));
     pass 2 writes dx = gh * w[c] * r + x * b + d over the flat slab (weight
     expanded per value), one vectorizable multiply-add chain per value.
     """
@@ -314,10 +325,16 @@ def _gn_backward(gy, x, mean, rstd, G, weight, bias, silu, fast, nchunks, dx, dw
     flat = silu or L < 128
     wexp = _expand(weight, L, x, flat)
     bexp = _expand(bias, L, x, silu)
-    dwp = np.empty((N, C))
-    dbp = np.empty((N, C))
+    short = L < 128  # pass 1 accumulates per position across the chunk's samples
+    rows = nchunks if short else N
+    dwp = np.empty((rows, C))
+    dbp = np.empty((rows, C))
     for chunk in prange(nchunks):
         sc = np.empty(5, x.dtype)  # per-chunk scalars in x's dtype
+        # short channels: per-position sums of gh and gh * x_hat over the chunk's samples,
+        # in x's dtype, one slab per group (C * L values each; empty for long channels)
+        acc_b = np.zeros(C * L if short else 0, x.dtype)
+        acc_w = np.zeros(C * L if short else 0, x.dtype)
         pbuf = np.empty(min(m, _EXP_BLOCK), x.dtype)
         kbuf = np.empty(min(m, _EXP_BLOCK), np.int32)
         kfbuf = kbuf.view(np.float32)
@@ -358,19 +375,39 @@ def _gn_backward(gy, x, mean, rstd, G, weight, bias, silu, fast, nchunks, dx, dw
                 gs = ds  # the rest is GroupNorm's backward with gy := gh
             s1 = 0.0
             s2 = 0.0
-            for c in range(cpg):
-                a = 0.0
-                b = 0.0
-                gc = gs[c * L : (c + 1) * L]
-                xc = xs[c * L : (c + 1) * L]
-                for l in range(L):
-                    a += gc[l]
-                    b += gc[l] * xc[l]
-                ghxh = r * (b - mu * a)
-                dbp[n, c0 + c] = a
-                dwp[n, c0 + c] = ghxh
-                s1 += weight[c0 + c] * a
-                s2 += weight[c0 + c] * ghxh
+            if short:
+                # one flat pass, no per-channel reductions: x_hat = x * r + (-mu * r) in
+                # x's dtype, gh and gh * x_hat added to the chunk's per-position sums
+                # (reduced per channel once per chunk), the group sums of gh * w and
+                # gh * w * x_hat accumulated in float64
+                sc[0] = r
+                sc[1] = -mu * r
+                rr = sc[0]
+                mr = sc[1]
+                ab = acc_b[c0 * L : c0 * L + m]
+                aw = acc_w[c0 * L : c0 * L + m]
+                for i in range(m):
+                    gi = gs[i]
+                    xh = xs[i] * rr + mr
+                    ab[i] += gi
+                    aw[i] += gi * xh
+                    gw = np.float64(gi * we[i])
+                    s1 += gw
+                    s2 += gw * xh
+            else:
+                for c in range(cpg):
+                    a = 0.0
+                    b = 0.0
+                    gc = gs[c * L : (c + 1) * L]
+                    xc = xs[c * L : (c + 1) * L]
+                    for l in range(L):
+                        a += gc[l]
+                        b += gc[l] * xc[l]
+                    ghxh = r * (b - mu * a)
+                    dbp[n, c0 + c] = a
+                    dwp[n, c0 + c] = ghxh
+                    s1 += weight[c0 + c] * a
+                    s2 += weight[c0 + c] * ghxh
             # dx = rstd * (gh*w - s1/m - x_hat * s2/m) = (gh * w) * r + x * kx + k0, flat
             sc[0] = r
             sc[3] = -r * r * s2 / m
@@ -396,9 +433,19 @@ def _gn_backward(gy, x, mean, rstd, G, weight, bias, silu, fast, nchunks, dx, dw
             else:
                 for i in range(m):
                     ds[i] = gs[i] * we[i] * rr + xs[i] * bx + b0
+        if short:
+            # the chunk's per-position sums reduced per channel, in float64, into its own row
+            for c in range(C):
+                a = 0.0
+                b = 0.0
+                for l in range(L):
+                    a += acc_b[c * L + l]
+                    b += acc_w[c * L + l]
+                dbp[chunk, c] = a
+                dwp[chunk, c] = b
     sw = dwp[0].copy()
     sb = dbp[0].copy()
-    for n in range(1, N):
+    for n in range(1, rows):
         for c in range(C):
             sw[c] += dwp[n, c]
             sb[c] += dbp[n, c]

@@ -99,6 +99,19 @@ def test_conv1x1_kernels_split_rows_and_threads_without_changing_the_result(nw, 
     assert_close(dbp.sum(axis=0), db_ref, scale)
 
 
+@pytest.mark.parametrize("o,nsplit", [(8, 1), (13, 1), (17, 3)])
+def test_conv1x1_backward_transposes_gy_in_blocks_of_8_rows_and_a_remainder(o, nsplit):
+    # dw^T is computed from a copy of gy[n]^T made 8 rows at a time: full blocks, a remainder, both
+    x, wt, b, gy, scale = problem(3, 6, o, 5, 7, 1, 1, 0, np.float32)
+    dx = np.empty_like(x)
+    dwp, dbp = np.zeros((2, o, 6)), np.zeros((2, o))
+    conv1x1_backward(x, np.ascontiguousarray(wt.reshape(o, 6).T), gy, dx, dwp, dbp, True, True, True, 2, nsplit)
+    dx_ref, dw_ref, db_ref = conv2d_backward_ref(x, wt, gy, (1, 1), (0, 0))
+    assert_close(dx, dx_ref, scale)
+    assert_close(dwp.sum(axis=0).reshape(o, 6, 1, 1).astype(np.float32), dw_ref, scale)
+    assert_close(dbp.sum(axis=0).astype(np.float32), db_ref, scale)
+
+
 def test_conv1x1_split_gives_every_thread_work_when_samples_are_few():
     assert conv1x1_split(64, 2) == 1
     assert conv1x1_split(1, 2) == 2

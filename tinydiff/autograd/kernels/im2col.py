@@ -243,6 +243,23 @@ def _fill_cols_nhwc(xb, cnt, kh, kw, sh, sw, Ho, Wo, colsT):
                             colsT[r, k0 + c] = xb[s, ih, iw, c]
 
 
+@njit(cache=True)
+def _add_cols_nhwc(colsT, cnt, kh, kw, sh, sw, Ho, Wo, xb):
+    """The adjoint of ``_fill_cols_nhwc`` (col2im): every column entry added back to its pixel."""
+    C = xb.shape[3]
+    for s in range(cnt):
+        for oh in range(Ho):
+            for ow in range(Wo):
+                r = (s * Ho + oh) * Wo + ow
+                for i in range(kh):
+                    for j in range(kw):
+                        k0 = (i * kw + j) * C
+                        ih = oh * sh + i
+                        iw = ow * sw + j
+                        for c in range(C):
+                            xb[s, ih, iw, c] += colsT[r, k0 + c]
+
+
 @njit(parallel=True, cache=True)
 def im2col_nhwc_conv_forward(x, w2, b, kh, kw, sh, sw, ph, pw, y, nw, nb):
     """y = conv2d(x, w) + b via channels-last im2col and one GEMM per block of ``nb`` samples.
@@ -333,15 +350,5 @@ def im2col_nhwc_conv_backward(x, w2, gy, kh, kw, sh, sw, ph, pw, dx, dwp, dbp, n
                 dcT = colsT[:m]
                 np.dot(g2.T, w2, dcT)
                 dxb[:cnt] = 0
-                for s in range(cnt):
-                    for oh in range(Ho):
-                        for ow in range(Wo):
-                            r = (s * Ho + oh) * Wo + ow
-                            for i in range(kh):
-                                for j in range(kw):
-                                    k0 = (i * kw + j) * C
-                                    ih = oh * sh + i
-                                    iw = ow * sw + j
-                                    for c in range(C):
-                                        dxb[s, ih, iw, c] += dcT[r, k0 + c]
+                _add_cols_nhwc(dcT, cnt, kh, kw, sh, sw, Ho, Wo, dxb)
                 _from_padded_nhwc(dxb, n0, cnt, ph, pw, dx)

@@ -205,7 +205,7 @@ def conv2d_backward(x, w, gy, stride, padding, need_dx=True, need_dw=True, need_
     x = np.ascontiguousarray(x)
     w = np.ascontiguousarray(w, dtype=x.dtype)
     gy = np.ascontiguousarray(gy, dtype=x.dtype)
-    N, C, H, W = x.shape
+    N, C = x.shape[:2]
     O, _, kh, kw = w.shape
     nw = get_num_threads()
     dx = dw = db = None

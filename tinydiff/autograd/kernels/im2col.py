@@ -227,8 +227,9 @@ def _from_padded_nhwc(dxb, n0, cnt, ph, pw, dx):
 
 
 @njit(cache=True)
-def _fill_cols_nhwc(xb, cnt, kh, kw, sh, sw, Ho, Wo, colsT):
-    """colsT[s*Ho*Wo + oh*Wo + ow, (i*kw + j)*C + c] = xb[s, oh*sh + i, ow*sw + j, c]."""
+def _cols_nhwc(xb, cnt, kh, kw, sh, sw, Ho, Wo, colsT, to_cols):
+    """im2col, ``to_cols``: colsT[s*Ho*Wo + oh*Wo + ow, (i*kw + j)*C + c] = xb[s, oh*sh + i, ow*sw + j, c];
+    otherwise its adjoint, col2im: every column entry added back into its pixel of xb."""
     C = xb.shape[3]
     for s in range(cnt):
         for oh in range(Ho):
@@ -239,25 +240,12 @@ def _fill_cols_nhwc(xb, cnt, kh, kw, sh, sw, Ho, Wo, colsT):
                         k0 = (i * kw + j) * C
                         ih = oh * sh + i
                         iw = ow * sw + j
-                        for c in range(C):
-                            colsT[r, k0 + c] = xb[s, ih, iw, c]
-
-
-@njit(cache=True)
-def _add_cols_nhwc(colsT, cnt, kh, kw, sh, sw, Ho, Wo, xb):
-    """The adjoint of ``_fill_cols_nhwc`` (col2im): every column entry added back to its pixel."""
-    C = xb.shape[3]
-    for s in range(cnt):
-        for oh in range(Ho):
-            for ow in range(Wo):
-                r = (s * Ho + oh) * Wo + ow
-                for i in range(kh):
-                    for j in range(kw):
-                        k0 = (i * kw + j) * C
-                        ih = oh * sh + i
-                        iw = ow * sw + j
-                        for c in range(C):
-                            xb[s, ih, iw, c] += colsT[r, k0 + c]
+                        if to_cols:
+                            for c in range(C):
+                                colsT[r, k0 + c] = xb[s, ih, iw, c]
+                        else:
+                            for c in range(C):
+                                xb[s, ih, iw, c] += colsT[r, k0 + c]
 
 
 @njit(parallel=True, cache=True)
@@ -287,7 +275,7 @@ def im2col_nhwc_conv_forward(x, w2, b, kh, kw, sh, sw, ph, pw, y, nw, nb):
             cnt = min(nb, N - n0)
             m = cnt * P
             _to_padded_nhwc(x, n0, cnt, ph, pw, xb)
-            _fill_cols_nhwc(xb, cnt, kh, kw, sh, sw, Ho, Wo, colsT)
+            _cols_nhwc(xb, cnt, kh, kw, sh, sw, Ho, Wo, colsT, True)
             o2 = out[: O * m].reshape(O, m)
             np.dot(w2, colsT[:m].T, o2)
             for s in range(cnt):
@@ -341,7 +329,7 @@ def im2col_nhwc_conv_backward(x, w2, gy, kh, kw, sh, sw, ph, pw, dx, dwp, dbp, n
                     dbp[wk, o] += acc
             if need_dw:
                 _to_padded_nhwc(x, n0, cnt, ph, pw, xb)
-                _fill_cols_nhwc(xb, cnt, kh, kw, sh, sw, Ho, Wo, colsT)
+                _cols_nhwc(xb, cnt, kh, kw, sh, sw, Ho, Wo, colsT, True)
                 np.dot(g2, colsT[:m], tmp)
                 for o in range(O):
                     for k in range(K):
@@ -350,5 +338,5 @@ def im2col_nhwc_conv_backward(x, w2, gy, kh, kw, sh, sw, ph, pw, dx, dwp, dbp, n
                 dcT = colsT[:m]
                 np.dot(g2.T, w2, dcT)
                 dxb[:cnt] = 0
-                _add_cols_nhwc(dcT, cnt, kh, kw, sh, sw, Ho, Wo, dxb)
+                _cols_nhwc(dxb, cnt, kh, kw, sh, sw, Ho, Wo, dcT, False)
                 _from_padded_nhwc(dxb, n0, cnt, ph, pw, dx)

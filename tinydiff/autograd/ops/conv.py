@@ -28,9 +28,7 @@ class Conv2d(Function):
     def backward(ctx, grad):
         x, w = ctx.saved_arrays
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        dx, dw, db = conv2d_backward(
-            x, w, np.ascontiguousarray(grad), ctx.stride, ctx.padding, need_x, need_w, need_b
-        )
+        dx, dw, db = conv2d_backward(x, w, grad, ctx.stride, ctx.padding, need_x, need_w, need_b)
         return dx, dw, db, None, None
 
 

@@ -32,7 +32,7 @@ class GroupNorm(Function):
     @staticmethod
     def backward(ctx, grad):
         x, weight, mean, rstd = ctx.saved_arrays
-        dx, dw, db = group_norm_backward(np.ascontiguousarray(grad), x, mean, rstd, ctx.num_groups, weight)
+        dx, dw, db = group_norm_backward(grad, x, mean, rstd, ctx.num_groups, weight)
         return dx, dw, db, None, None
 
 
@@ -51,7 +51,7 @@ class GroupNormSiLU(Function):
     def backward(ctx, grad):
         x, weight, bias, mean, rstd = ctx.saved_arrays
         dx, dw, db = group_norm_silu_backward(
-            np.ascontiguousarray(grad), x, mean, rstd, ctx.num_groups, weight, bias
+            grad, x, mean, rstd, ctx.num_groups, weight, bias
         )
         return dx, dw, db, None, None
 
